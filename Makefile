@@ -1,0 +1,23 @@
+# Makefile for chatpersist (PGXS)
+EXTENSION      = chatpersist
+EXTVERSION     = 1.0
+MODULE_big     = $(EXTENSION)
+OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/save.o src/load.o src/trigger.o
+DATA           = $(wildcard src/$(EXTENSION)--*.sql)
+PGFILEDESC     = "chatpersist - lossless chat conversation persistence"
+
+REGRESS        = checksum merge save trigger errors load
+REGRESS_OPTS   = --load-extension=$(EXTENSION)
+
+ISOLATION      = save_race first_save_race stale_update save_vs_update repeatable_read serializable
+ISOLATION_OPTS = --inputdir=test --load-extension=$(EXTENSION)
+
+PG_CFLAGS     += -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+PG_CONFIG     ?= pg_config
+PGXS          := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# pgTAP catalog tests (needs a running server and pg_prove)
+.PHONY: pgtap
+pgtap:
+	pg_prove --ext .sql test/pgtap/*.sql

@@ -1,0 +1,179 @@
+/* src/chatpersist--1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION chatpersist" to load this file. \quit
+
+--
+-- Types
+--
+
+CREATE TYPE @extschema@.save_result AS (
+	status			pg_catalog.text,
+	conversation_id	pg_catalog.text,
+	version			pg_catalog.int8,
+	checksum		pg_catalog.text,
+	message_count	pg_catalog.int4,
+	conflicts		pg_catalog.int4
+);
+
+COMMENT ON TYPE @extschema@.save_result IS
+	'Result of a chatpersist save: status (created, updated, unchanged, merged, overwritten), the conversation id, its version, checksum and live message count after the call, and the number of message-level conflicts resolved';
+
+--
+-- Tables
+--
+
+CREATE TABLE @extschema@.conversations (
+	user_id			pg_catalog.uuid NOT NULL,
+	id				pg_catalog.text NOT NULL,
+	title			pg_catalog.text NOT NULL DEFAULT '',
+	messages		pg_catalog.jsonb NOT NULL DEFAULT '[]',
+	metadata		pg_catalog.jsonb NOT NULL DEFAULT '{}',
+	version			pg_catalog.int8 NOT NULL,
+	checksum		pg_catalog.text NOT NULL,
+	message_count	pg_catalog.int4 NOT NULL,
+	created_at		pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_modified	pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	deleted			pg_catalog.bool NOT NULL DEFAULT false,
+	change_xid		pg_catalog.xid8 NOT NULL,
+	CONSTRAINT conversations_pkey PRIMARY KEY (user_id, id),
+	CONSTRAINT conversations_id_length
+		CHECK (pg_catalog.octet_length(id) OPERATOR(pg_catalog.>=) 1
+			   AND pg_catalog.octet_length(id) OPERATOR(pg_catalog.<=) 255)
+);
+
+COMMENT ON TABLE @extschema@.conversations IS
+	'Chat conversations, one row each; written through the chatpersist functions or guarded direct SQL';
+COMMENT ON COLUMN @extschema@.conversations.change_xid IS
+	'Transaction that last changed the row (the change cursor)';
+
+CREATE TABLE @extschema@.history (
+	user_id			pg_catalog.uuid NOT NULL,
+	conversation_id	pg_catalog.text NOT NULL,
+	version			pg_catalog.int8 NOT NULL,
+	title			pg_catalog.text NOT NULL,
+	messages		pg_catalog.jsonb NOT NULL,
+	metadata		pg_catalog.jsonb NOT NULL,
+	checksum		pg_catalog.text NOT NULL,
+	message_count	pg_catalog.int4 NOT NULL,
+	deleted			pg_catalog.bool NOT NULL,
+	last_modified	pg_catalog.timestamptz NOT NULL,
+	replaced_at		pg_catalog.timestamptz NOT NULL,
+	replaced_by		pg_catalog.text NOT NULL,
+	discarded		pg_catalog.jsonb,
+	CONSTRAINT history_pkey PRIMARY KEY (user_id, conversation_id, version)
+);
+
+COMMENT ON TABLE @extschema@.history IS
+	'Content replaced by each write, kept for the last chatpersist.history_depth versions of each conversation';
+COMMENT ON COLUMN @extschema@.history.replaced_by IS
+	'How the version was replaced: updated, merged, overwritten (save functions) or direct (SQL UPDATE)';
+COMMENT ON COLUMN @extschema@.history.discarded IS
+	'Incoming message copies that lost a message-level conflict in the merge that replaced this version';
+
+-- jsonb columns compress with lz4 where the server was built with it
+DO $$
+BEGIN
+	ALTER TABLE @extschema@.conversations
+		ALTER COLUMN messages SET COMPRESSION lz4,
+		ALTER COLUMN metadata SET COMPRESSION lz4;
+	ALTER TABLE @extschema@.history
+		ALTER COLUMN messages SET COMPRESSION lz4,
+		ALTER COLUMN metadata SET COMPRESSION lz4,
+		ALTER COLUMN discarded SET COMPRESSION lz4;
+EXCEPTION
+	WHEN feature_not_supported THEN
+		RAISE NOTICE 'lz4 is not available in this server; chatpersist keeps the default TOAST compression';
+END
+$$;
+
+-- Chat rows are user data: pg_dump must dump them
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.conversations', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.history', '');
+
+--
+-- The guard trigger: validation, computed columns, version check, history
+--
+
+CREATE FUNCTION @extschema@.conversations_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'chatpersist_conversations_guard'
+LANGUAGE C;
+
+COMMENT ON FUNCTION @extschema@.conversations_guard() IS
+	'internal: BEFORE INSERT OR UPDATE trigger of chatpersist.conversations';
+
+CREATE TRIGGER conversations_guard
+	BEFORE INSERT OR UPDATE ON @extschema@.conversations
+	FOR EACH ROW EXECUTE FUNCTION @extschema@.conversations_guard();
+
+--
+-- Functions
+--
+
+CREATE FUNCTION @extschema@.checksum(p_messages pg_catalog.jsonb)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'chatpersist_checksum'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION @extschema@.checksum(pg_catalog.jsonb) IS
+	'XXH3-64 (seed 0) of the canonical text of a jsonb value, as 16 lowercase hex digits';
+
+CREATE FUNCTION @extschema@.merge_messages(p_ours pg_catalog.jsonb, p_theirs pg_catalog.jsonb)
+RETURNS pg_catalog.jsonb
+AS 'MODULE_PATHNAME', 'chatpersist_merge_messages'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION @extschema@.merge_messages(pg_catalog.jsonb, pg_catalog.jsonb) IS
+	'Two-way merge of two message arrays: the union by message id, each side''s order kept';
+
+CREATE FUNCTION @extschema@.merge_messages(p_base pg_catalog.jsonb, p_ours pg_catalog.jsonb, p_theirs pg_catalog.jsonb)
+RETURNS pg_catalog.jsonb
+AS 'MODULE_PATHNAME', 'chatpersist_merge_messages3'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION @extschema@.merge_messages(pg_catalog.jsonb, pg_catalog.jsonb, pg_catalog.jsonb) IS
+	'Three-way merge of two message arrays against their common base (NULL base: two-way merge)';
+
+CREATE FUNCTION @extschema@.save_conversation(
+	p_user_id pg_catalog.uuid,
+	p_conversation_id pg_catalog.text,
+	p_title pg_catalog.text,
+	p_messages pg_catalog.jsonb,
+	p_force_overwrite pg_catalog.bool DEFAULT false,
+	p_expected_version pg_catalog.int8 DEFAULT NULL,
+	p_metadata pg_catalog.jsonb DEFAULT NULL)
+RETURNS @extschema@.save_result
+AS 'MODULE_PATHNAME', 'chatpersist_save_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION @extschema@.save_conversation(pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.bool, pg_catalog.int8, pg_catalog.jsonb) IS
+	'Save a conversation with a version compare-and-swap; a stale or missing expected version merges instead of losing messages';
+
+CREATE FUNCTION @extschema@.load_conversations(p_user_id pg_catalog.uuid)
+RETURNS SETOF @extschema@.conversations
+AS 'MODULE_PATHNAME', 'chatpersist_load_conversations'
+LANGUAGE C STABLE ROWS 100;
+
+COMMENT ON FUNCTION @extschema@.load_conversations(pg_catalog.uuid) IS
+	'A user''s live (not deleted) conversations, newest last_modified first';
+
+CREATE FUNCTION @extschema@.load_conversation(p_user_id pg_catalog.uuid, p_conversation_id pg_catalog.text)
+RETURNS SETOF @extschema@.conversations
+AS 'MODULE_PATHNAME', 'chatpersist_load_conversation'
+LANGUAGE C STABLE ROWS 1;
+
+COMMENT ON FUNCTION @extschema@.load_conversation(pg_catalog.uuid, pg_catalog.text) IS
+	'One live conversation of a user, or no row';
+
+--
+-- No privileges for anyone but the owner until granted (see docs/)
+--
+
+REVOKE ALL ON FUNCTION @extschema@.conversations_guard() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.checksum(pg_catalog.jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.merge_messages(pg_catalog.jsonb, pg_catalog.jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.merge_messages(pg_catalog.jsonb, pg_catalog.jsonb, pg_catalog.jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.save_conversation(pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.bool, pg_catalog.int8, pg_catalog.jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.load_conversations(pg_catalog.uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.load_conversation(pg_catalog.uuid, pg_catalog.text) FROM PUBLIC;

@@ -1,0 +1,151 @@
+/*-------------------------------------------------------------------------
+ *
+ * chatpersist.h
+ *	  Declarations shared by the chatpersist source files.
+ *
+ * chatpersist keeps chat conversations as one row each, messages held as a
+ * jsonb array of objects.  The files split the work by responsibility:
+ *
+ *	chatpersist.c	module magic, _PG_init, GUCs, the trusted-write note
+ *	checksum.c		XXH3-64 of the canonical text of a jsonb value, streamed
+ *	messages.c		validation of message arrays, lookup by id, array building
+ *	merge.c			two- and three-way merge of message arrays
+ *	save.c			save_conversation: row lock, version compare-and-swap
+ *	load.c			load_conversations, load_conversation
+ *	trigger.c		the guard trigger on chatpersist.conversations
+ *
+ * Copyright (c) 2026, chatpersist developers
+ *
+ * src/chatpersist.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CHATPERSIST_H
+#define CHATPERSIST_H
+
+#include "postgres.h"
+
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+#define CP_CHECKSUM_LEN			16	/* hex digits of a checksum */
+#define CP_MAX_ID_BYTES			255 /* longest message or conversation id */
+
+/* Qualified names of the extension's objects (the schema is fixed) */
+#define CP_SCHEMA				"chatpersist"
+#define CP_CONVERSATIONS		CP_SCHEMA ".conversations"
+#define CP_HISTORY				CP_SCHEMA ".history"
+
+/* GUCs (chatpersist.c) */
+extern int	cp_history_depth;
+extern int	cp_max_messages;
+extern int	cp_max_conversation_bytes;
+extern bool cp_debug;
+
+/*
+ * checksum.c
+ *
+ * CpChecksumContainer hashes the text that JsonbToCString would print for
+ * the container (a root, or a container nested in a larger jsonb value) and
+ * writes it as CP_CHECKSUM_LEN lowercase hex digits plus a NUL into out.
+ */
+extern uint64 CpHashContainer(JsonbContainer *jc);
+extern void CpChecksumContainer(JsonbContainer *jc, char *out);
+extern void CpChecksumToHex(uint64 hash, char *out);
+
+/*
+ * messages.c
+ *
+ * A parsed, validated message array.  CpMessage entries point into the
+ * jsonb value they were parsed from, which must stay allocated while they
+ * are used.  Timestamps are milliseconds since the epoch; a missing one is
+ * has_* = false.
+ */
+typedef struct CpMessage
+{
+	const char *id;				/* not NUL-terminated */
+	int			idlen;
+	JsonbContainer *obj;		/* the message object inside its array */
+	int			objlen;			/* size in bytes of *obj */
+	int			index;			/* position in its array */
+	bool		has_created;
+	bool		has_updated;
+	bool		deleted;		/* "deleted": true, a message tombstone */
+	double		created_at;
+	double		updated_at;
+} CpMessage;
+
+typedef struct CpMessageArray
+{
+	Jsonb	   *jb;				/* the array, detoasted */
+	int			nmsgs;
+	int			nlive;			/* messages not marked deleted */
+	CpMessage  *msgs;			/* in array order */
+	CpMessage **byid;			/* sorted by id */
+} CpMessageArray;
+
+extern void CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
+							CpMessageArray *out);
+extern void CpCheckLimits(Jsonb *jb, int nmsgs, const char *argname);
+extern void CpCheckMetadata(Jsonb *jb, const char *argname);
+extern void CpCheckConversationId(const char *id, int len);
+extern int	CpCompareIds(const char *a, int alen, const char *b, int blen);
+extern CpMessage *CpFindMessage(CpMessageArray *arr, const char *id, int idlen);
+extern bool CpMessagesEqual(CpMessage *a, CpMessage *b);
+extern Jsonb *CpBuildArray(CpMessage **msgs, int n);
+
+/*
+ * merge.c
+ *
+ * Merges a and b (base may be NULL for a two-way merge).  The result is
+ * commutative in a and b.  conflicts counts messages that both sides changed
+ * differently, and messages one side edited while the other deleted them.
+ * b_lost lists b's copies that lost a conflict (for history), if not NULL.
+ */
+typedef struct CpMergeResult
+{
+	Jsonb	   *merged;
+	int			nmsgs;
+	int			nlive;
+	int			conflicts;
+	int			nb_lost;
+	CpMessage **b_lost;
+} CpMergeResult;
+
+extern void CpMerge(CpMessageArray *base, CpMessageArray *a, CpMessageArray *b,
+					CpMergeResult *result);
+
+/*
+ * chatpersist.c: the trusted-write note.
+ *
+ * The save path validates, merges and checksums the messages itself, then
+ * writes through SPI, which fires the guard trigger.  Just before that write
+ * it fills CpPendingWrite; the trigger trusts the precomputed checksum and
+ * count only for the row whose key and messages bytes match the note, and
+ * clears the note whatever happens.  The note lives in backend-local memory
+ * and is only set by C code, so no SQL caller can forge it.
+ */
+typedef struct CpWriteNote
+{
+	bool		active;
+	pg_uuid_t	user_id;
+	const char *conversation_id;
+	int			conversation_id_len;
+	Jsonb	   *messages;		/* the exact value handed to SPI */
+	char		checksum[CP_CHECKSUM_LEN + 1];
+	int32		message_count;
+	const char *replaced_by;	/* history's replaced_by for this write */
+	Jsonb	   *discarded;		/* history's discarded, or NULL */
+} CpWriteNote;
+
+extern CpWriteNote CpPendingWrite;
+
+extern void CpClearPendingWrite(void);
+
+/* Prepare an SPI statement once and keep its plan (chatpersist.c) */
+extern struct _SPI_plan *CpPrepareKept(const char *sql, int nargs, Oid *argtypes);
+
+/* Raise 22004 for a NULL argument of a chatpersist function */
+extern void CpNullArgument(const char *argname) pg_attribute_noreturn();
+
+#endif							/* CHATPERSIST_H */

@@ -1,0 +1,595 @@
+/*-------------------------------------------------------------------------
+ *
+ * messages.c
+ *	  Validation of message arrays, lookup of messages by id, and building
+ *	  of a new array from messages of existing ones.
+ *
+ * A message array is a jsonb array of objects, each with a string "id"
+ * (1..255 bytes, unique in the array) and optional "created_at" and
+ * "updated_at" (milliseconds since the epoch, or an ISO-8601 string) and
+ * "deleted" (boolean).  CpParseMessages checks all of that once and keeps,
+ * per message, a pointer to its object inside the detoasted array, so the
+ * merge and the array builder never re-serialise a message: a merged
+ * array is assembled from the binary containers of its inputs.
+ *
+ * Everything is allocated in the caller's memory context; nothing here
+ * takes locks.
+ *
+ * Copyright (c) 2026, chatpersist developers
+ *
+ * src/messages.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+
+#include "chatpersist.h"
+
+static void parse_message(JsonbContainer *obj, int objlen, int index,
+						  const char *argname, CpMessage *msg);
+static bool parse_timestamp_value(JsonbValue *v, double *ms);
+static bool parse_iso8601(const char *s, int len, double *ms);
+static const char *jsonb_type_name(JsonbValue *v);
+static int	compare_by_id(const void *a, const void *b);
+static char *id_for_message(const char *id, int idlen);
+
+/*
+ * Parse and validate a message array.
+ *
+ * jb must be detoasted and stay allocated while *out is used.  argname
+ * names the array in error messages (an SQL argument name, or "messages"
+ * for the table column).  With enforce_limits, chatpersist.max_messages and
+ * chatpersist.max_conversation_bytes are checked first (54000).  Any other
+ * problem raises 22023 naming the element's index and the field.
+ */
+void
+CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
+				CpMessageArray *out)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			n;
+	int			i;
+
+	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON array of message objects", argname),
+				 errdetail("Found a JSON %s.",
+						   JB_ROOT_IS_OBJECT(jb) ? "object" : "scalar")));
+
+	n = JB_ROOT_COUNT(jb);
+	if (enforce_limits)
+		CpCheckLimits(jb, n, argname);
+
+	out->jb = jb;
+	out->nmsgs = n;
+	out->nlive = 0;
+	out->msgs = (CpMessage *) palloc(sizeof(CpMessage) * Max(n, 1));
+	out->byid = (CpMessage **) palloc(sizeof(CpMessage *) * Max(n, 1));
+
+	it = JsonbIteratorInit(&jb->root);
+	tok = JsonbIteratorNext(&it, &v, true);
+	Assert(tok == WJB_BEGIN_ARRAY);
+
+	i = 0;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+
+		CHECK_FOR_INTERRUPTS();
+
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("message %d of %s is not a JSON object", i, argname),
+					 errdetail("Found a JSON %s.", jsonb_type_name(&v)),
+					 errhint("Each message is an object with a string \"id\".")));
+
+		parse_message(v.val.binary.data, v.val.binary.len, i, argname,
+					  &out->msgs[i]);
+		if (!out->msgs[i].deleted)
+			out->nlive++;
+		out->byid[i] = &out->msgs[i];
+		i++;
+	}
+	Assert(i == n);
+
+	/* Sort by id (then position, so the order is total) and find repeats */
+	if (n > 1)
+		qsort(out->byid, n, sizeof(CpMessage *), compare_by_id);
+	for (i = 1; i < n; i++)
+	{
+		CpMessage  *a = out->byid[i - 1];
+		CpMessage  *b = out->byid[i];
+
+		if (CpCompareIds(a->id, a->idlen, b->id, b->idlen) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("message %d of %s repeats the \"id\" of message %d",
+							b->index, argname, a->index),
+					 errdetail("Both messages have \"id\" \"%s\".",
+							   id_for_message(b->id, b->idlen)),
+					 errhint("Message ids must be unique within a conversation.")));
+	}
+}
+
+/*
+ * Raise 54000 if a message array is over chatpersist.max_messages or
+ * chatpersist.max_conversation_bytes (measured as the jsonb value's size).
+ */
+void
+CpCheckLimits(Jsonb *jb, int nmsgs, const char *argname)
+{
+	Size		bytes = VARSIZE(jb);
+
+	if (nmsgs > cp_max_messages)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s has too many messages", argname),
+				 errdetail("It has %d messages; chatpersist.max_messages allows %d.",
+						   nmsgs, cp_max_messages),
+				 errhint("Split the conversation, or ask an administrator to raise chatpersist.max_messages.")));
+
+	if (bytes > (Size) cp_max_conversation_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is too large", argname),
+				 errdetail("It takes %zu bytes; chatpersist.max_conversation_bytes allows %d.",
+						   bytes, cp_max_conversation_bytes),
+				 errhint("Split the conversation, or ask an administrator to raise chatpersist.max_conversation_bytes.")));
+}
+
+/*
+ * Raise 22023 unless metadata is a JSON object.
+ */
+void
+CpCheckMetadata(Jsonb *jb, const char *argname)
+{
+	if (!JB_ROOT_IS_OBJECT(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON object", argname),
+				 errdetail("Found a JSON %s.",
+						   JB_ROOT_IS_SCALAR(jb) ? "scalar" : "array")));
+}
+
+/*
+ * Raise 22023 unless a conversation id has 1..255 bytes.
+ */
+void
+CpCheckConversationId(const char *id, int len)
+{
+	if (len < 1 || len > CP_MAX_ID_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("conversation id must have 1 to %d bytes", CP_MAX_ID_BYTES),
+				 errdetail("The conversation id has %d bytes.", len)));
+}
+
+/*
+ * Byte-wise order of two ids: memcmp over the common prefix, then shorter
+ * first.  Returns <0, 0 or >0.
+ */
+int
+CpCompareIds(const char *a, int alen, const char *b, int blen)
+{
+	int			c = memcmp(a, b, Min(alen, blen));
+
+	if (c != 0)
+		return c;
+	return (alen > blen) - (alen < blen);
+}
+
+/*
+ * Find the message with the given id, or NULL (binary search on byid).
+ */
+CpMessage *
+CpFindMessage(CpMessageArray *arr, const char *id, int idlen)
+{
+	int			lo = 0;
+	int			hi = arr->nmsgs - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		CpMessage  *m = arr->byid[mid];
+		int			c = CpCompareIds(m->id, m->idlen, id, idlen);
+
+		if (c == 0)
+			return m;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+/*
+ * Do two messages have the same canonical text?  Identical bytes decode to
+ * the same text, so that is the fast path; otherwise compare the texts,
+ * since two encodings of one value are possible in principle.
+ */
+bool
+CpMessagesEqual(CpMessage *a, CpMessage *b)
+{
+	char	   *ta;
+	char	   *tb;
+	bool		result;
+
+	if (a->objlen == b->objlen && memcmp(a->obj, b->obj, a->objlen) == 0)
+		return true;
+
+	/* Different ids, or different tombstone flags, can never be equal */
+	if (a->deleted != b->deleted ||
+		CpCompareIds(a->id, a->idlen, b->id, b->idlen) != 0)
+		return false;
+
+	ta = JsonbToCString(NULL, a->obj, a->objlen);
+	tb = JsonbToCString(NULL, b->obj, b->objlen);
+	result = (strcmp(ta, tb) == 0);
+	pfree(ta);
+	pfree(tb);
+	return result;
+}
+
+/*
+ * Build a jsonb array of the given messages, in the given order, by copying
+ * each message's binary container as it is.
+ *
+ * This writes the same layout that JsonbValueToJsonb produces for an array
+ * of objects: a header word, one JEntry per element (every
+ * JB_OFFSET_STRIDE'th one holding the end offset instead of the length),
+ * then the elements, each padded to a 4-byte boundary.  A container is
+ * position independent as long as it starts 4-byte aligned, which every
+ * container in a jsonb value does.
+ */
+Jsonb *
+CpBuildArray(CpMessage **msgs, int n)
+{
+	Size		datalen = 0;
+	Size		total;
+	Jsonb	   *result;
+	JEntry	   *entries;
+	char	   *data;
+	int			i;
+
+	if (n > JB_CMASK)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("number of jsonb array elements exceeds the maximum allowed (%d)",
+						JB_CMASK)));
+
+	for (i = 0; i < n; i++)
+	{
+		datalen = INTALIGN(datalen) + msgs[i]->objlen;
+		if (datalen > JENTRY_OFFLENMASK)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("total size of jsonb array elements exceeds the maximum of %u bytes",
+							JENTRY_OFFLENMASK)));
+	}
+
+	total = VARHDRSZ + sizeof(uint32) + sizeof(JEntry) * n + datalen;
+	result = (Jsonb *) palloc0(total);
+	SET_VARSIZE(result, total);
+	result->root.header = (uint32) n | JB_FARRAY;
+
+	entries = result->root.children;
+	data = (char *) &entries[n];
+
+	datalen = 0;
+	for (i = 0; i < n; i++)
+	{
+		Size		start = INTALIGN(datalen);
+		Size		end = start + msgs[i]->objlen;
+
+		memcpy(data + start, msgs[i]->obj, msgs[i]->objlen);
+
+		if ((i % JB_OFFSET_STRIDE) == 0)
+			entries[i] = JENTRY_ISCONTAINER | JENTRY_HAS_OFF | (uint32) end;
+		else
+			entries[i] = JENTRY_ISCONTAINER | (uint32) (end - datalen);
+		datalen = end;
+	}
+
+	return result;
+}
+
+/*
+ * Validate one message object and fill *msg.
+ */
+static void
+parse_message(JsonbContainer *obj, int objlen, int index,
+			  const char *argname, CpMessage *msg)
+{
+	JsonbValue	v;
+
+	msg->obj = obj;
+	msg->objlen = objlen;
+	msg->index = index;
+
+	/* id: a string of 1..255 bytes */
+	if (getKeyJsonValueFromContainer(obj, "id", 2, &v) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("message %d of %s has no field \"id\"", index, argname),
+				 errhint("Each message is an object with a string \"id\".")));
+	if (v.type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid field \"id\" in message %d of %s", index, argname),
+				 errdetail("\"id\" must be a string, not a JSON %s.",
+						   jsonb_type_name(&v))));
+	if (v.val.string.len < 1 || v.val.string.len > CP_MAX_ID_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid field \"id\" in message %d of %s", index, argname),
+				 errdetail("\"id\" must have 1 to %d bytes; it has %d.",
+						   CP_MAX_ID_BYTES, v.val.string.len)));
+	msg->id = v.val.string.val;
+	msg->idlen = v.val.string.len;
+
+	/* created_at, updated_at: epoch milliseconds or ISO-8601 */
+	msg->has_created = false;
+	msg->created_at = 0;
+	if (getKeyJsonValueFromContainer(obj, "created_at", 10, &v) != NULL)
+	{
+		if (!parse_timestamp_value(&v, &msg->created_at))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid field \"created_at\" in message %d of %s",
+							index, argname),
+					 errdetail("\"created_at\" must be a number of milliseconds since the epoch or an ISO-8601 timestamp string; found a JSON %s.",
+							   jsonb_type_name(&v)),
+					 errhint("Write timestamps like 1732400000000 or \"2024-11-23T22:13:20Z\".")));
+		msg->has_created = true;
+	}
+
+	msg->has_updated = false;
+	msg->updated_at = 0;
+	if (getKeyJsonValueFromContainer(obj, "updated_at", 10, &v) != NULL)
+	{
+		if (!parse_timestamp_value(&v, &msg->updated_at))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid field \"updated_at\" in message %d of %s",
+							index, argname),
+					 errdetail("\"updated_at\" must be a number of milliseconds since the epoch or an ISO-8601 timestamp string; found a JSON %s.",
+							   jsonb_type_name(&v)),
+					 errhint("Write timestamps like 1732400000000 or \"2024-11-23T22:13:20Z\".")));
+		msg->has_updated = true;
+	}
+
+	/* deleted: a boolean */
+	msg->deleted = false;
+	if (getKeyJsonValueFromContainer(obj, "deleted", 7, &v) != NULL)
+	{
+		if (v.type != jbvBool)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid field \"deleted\" in message %d of %s",
+							index, argname),
+					 errdetail("\"deleted\" must be true or false, not a JSON %s.",
+							   jsonb_type_name(&v))));
+		msg->deleted = v.val.boolean;
+	}
+}
+
+/*
+ * Convert a created_at/updated_at value to epoch milliseconds.  Returns
+ * false if it is neither a finite number nor a valid ISO-8601 string.
+ */
+static bool
+parse_timestamp_value(JsonbValue *v, double *ms)
+{
+	if (v->type == jbvNumeric)
+	{
+		double		d;
+
+		if (numeric_is_nan(v->val.numeric) || numeric_is_inf(v->val.numeric))
+			return false;
+		/* out-of-range values become +-HUGE_VAL instead of an error */
+		d = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+											   NumericGetDatum(v->val.numeric)));
+		if (isnan(d))
+			return false;
+		*ms = d;
+		return true;
+	}
+	if (v->type == jbvString)
+		return parse_iso8601(v->val.string.val, v->val.string.len, ms);
+	return false;
+}
+
+/* Read exactly n decimal digits at *p into *out; advance *p */
+static bool
+read_digits(const char **p, const char *end, int n, int *out)
+{
+	int			val = 0;
+
+	if (end - *p < n)
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		char		c = (*p)[i];
+
+		if (c < '0' || c > '9')
+			return false;
+		val = val * 10 + (c - '0');
+	}
+	*p += n;
+	*out = val;
+	return true;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar */
+static int64
+days_from_civil(int y, int m, int d)
+{
+	int64		era;
+	int			yoe;
+	int			doy;
+	int			doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (int) (y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/*
+ * Strict ISO-8601 parser, independent of the session's time zone and of
+ * PostgreSQL's special inputs such as 'now' (so that the merge stays
+ * immutable).  Accepts YYYY-MM-DD, optionally followed by 'T', 't' or a
+ * space and hh:mm[:ss[.fraction]], optionally followed by Z, +hh, +hhmm or
+ * +hh:mm (or -).  A missing zone means UTC.
+ */
+static bool
+parse_iso8601(const char *s, int len, double *ms)
+{
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	const char *p = s;
+	const char *end = s + len;
+	int			year,
+				month,
+				day;
+	int			hour = 0,
+				minute = 0,
+				second = 0;
+	double		frac = 0;
+	int			offset_min = 0;
+	bool		leap;
+
+	if (!read_digits(&p, end, 4, &year) || p >= end || *p++ != '-' ||
+		!read_digits(&p, end, 2, &month) || p >= end || *p++ != '-' ||
+		!read_digits(&p, end, 2, &day))
+		return false;
+	if (month < 1 || month > 12 || day < 1 || day > mdays[month - 1])
+		return false;
+	leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	if (month == 2 && day == 29 && !leap)
+		return false;
+
+	if (p < end && (*p == 'T' || *p == 't' || *p == ' '))
+	{
+		p++;
+		if (!read_digits(&p, end, 2, &hour) || p >= end || *p++ != ':' ||
+			!read_digits(&p, end, 2, &minute))
+			return false;
+		if (p < end && *p == ':')
+		{
+			p++;
+			if (!read_digits(&p, end, 2, &second))
+				return false;
+			if (p < end && (*p == '.' || *p == ','))
+			{
+				double		scale = 0.1;
+
+				p++;
+				if (p >= end || *p < '0' || *p > '9')
+					return false;
+				while (p < end && *p >= '0' && *p <= '9')
+				{
+					frac += (*p - '0') * scale;
+					scale /= 10;
+					p++;
+				}
+			}
+		}
+		if (hour > 23 || minute > 59 || second > 60)
+			return false;
+
+		if (p < end && (*p == 'Z' || *p == 'z'))
+			p++;
+		else if (p < end && (*p == '+' || *p == '-'))
+		{
+			int			sign = (*p == '-') ? -1 : 1;
+			int			oh,
+						om = 0;
+
+			p++;
+			if (!read_digits(&p, end, 2, &oh))
+				return false;
+			if (p < end && *p == ':')
+			{
+				p++;
+				if (!read_digits(&p, end, 2, &om))
+					return false;
+			}
+			else if (p < end)
+			{
+				if (!read_digits(&p, end, 2, &om))
+					return false;
+			}
+			if (oh > 23 || om > 59)
+				return false;
+			offset_min = sign * (oh * 60 + om);
+		}
+	}
+
+	if (p != end)
+		return false;
+
+	*ms = ((double) days_from_civil(year, month, day) * 86400.0 +
+		   hour * 3600.0 + minute * 60.0 + second - offset_min * 60.0) * 1000.0 +
+		frac * 1000.0;
+	return true;
+}
+
+/* A JSON type name for error details */
+static const char *
+jsonb_type_name(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "string";
+		case jbvNumeric:
+			return "number";
+		case jbvBool:
+			return "boolean";
+		case jbvArray:
+			return "array";
+		case jbvObject:
+			return "object";
+		case jbvBinary:
+			return JsonContainerIsObject(v->val.binary.data) ? "object" : "array";
+		default:
+			return "value";
+	}
+}
+
+/* qsort comparator: by id, then by position */
+static int
+compare_by_id(const void *a, const void *b)
+{
+	const CpMessage *ma = *(const CpMessage *const *) a;
+	const CpMessage *mb = *(const CpMessage *const *) b;
+	int			c = CpCompareIds(ma->id, ma->idlen, mb->id, mb->idlen);
+
+	if (c != 0)
+		return c;
+	return (ma->index > mb->index) - (ma->index < mb->index);
+}
+
+/* A NUL-terminated copy of an id, for error messages */
+static char *
+id_for_message(const char *id, int idlen)
+{
+	return pnstrdup(id, idlen);
+}

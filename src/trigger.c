@@ -1,0 +1,569 @@
+/*-------------------------------------------------------------------------
+ *
+ * trigger.c
+ *	  The guard trigger on chatpersist.conversations.
+ *
+ * BEFORE INSERT OR UPDATE FOR EACH ROW.  It gives every writer, the save
+ * functions and hand-written SQL alike, the same guarantees:
+ *	- the messages, metadata and conversation id are validated (22023,
+ *	  54000 over the limits);
+ *	- checksum, message_count, last_modified, version and change_xid are
+ *	  computed here, never taken from the writer; created_at is kept on
+ *	  UPDATE;
+ *	- an UPDATE that sets version to anything but the stored value fails
+ *	  with 40001, so a stale direct write cannot replace newer content;
+ *	- an UPDATE that changes content archives the replaced content into
+ *	  chatpersist.history and prunes history beyond
+ *	  chatpersist.history_depth, in the same transaction.
+ *
+ * Concurrency: a BEFORE UPDATE row trigger runs with the row locked by the
+ * updating transaction, and on the newest row version (READ COMMITTED
+ * re-checks a row that changed while it waited), so OLD.version is the
+ * committed current version and the version check is race-free.
+ *
+ * History is the extension's bookkeeping, so the trigger reads and writes
+ * it as the owner of the conversations table (as PostgreSQL's own RI
+ * triggers run their queries as the table owner): a client needs no
+ * privilege on chatpersist.history to write a conversation.
+ *
+ * Copyright (c) 2026, chatpersist developers
+ *
+ * src/trigger.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "chatpersist.h"
+
+/* Attribute numbers of the columns the trigger reads or computes */
+typedef struct GuardColumns
+{
+	int			user_id;
+	int			id;
+	int			title;
+	int			messages;
+	int			metadata;
+	int			version;
+	int			checksum;
+	int			message_count;
+	int			created_at;
+	int			last_modified;
+	int			deleted;
+	int			change_xid;
+} GuardColumns;
+
+static SPIPlanPtr max_version_plan = NULL;
+static SPIPlanPtr archive_plan = NULL;
+static SPIPlanPtr prune_plan = NULL;
+
+static void lookup_columns(TupleDesc desc, GuardColumns *cols);
+static HeapTuple guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols);
+static HeapTuple guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
+							  GuardColumns *cols);
+static bool note_matches(HeapTuple tup, TupleDesc desc, GuardColumns *cols);
+static void compute_messages(Datum messages, char *checksum, int32 *count);
+static bool same_varlena(Datum a, Datum b);
+static int64 next_version(Oid owner, Datum user_id, Datum id);
+static void archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
+							GuardColumns *cols, const char *replaced_by,
+							Jsonb *discarded);
+
+/*
+ * conversations_guard() RETURNS trigger
+ *
+ * Checks how it was fired (BEFORE, ROW, INSERT or UPDATE), then returns the
+ * row to store with its computed columns.
+ */
+PG_FUNCTION_INFO_V1(chatpersist_conversations_guard);
+Datum
+chatpersist_conversations_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	GuardColumns cols;
+	HeapTuple	result;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("conversations_guard: not called by trigger manager")));
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("conversations_guard: must be fired BEFORE, FOR EACH ROW")));
+
+	lookup_columns(RelationGetDescr(trigdata->tg_relation), &cols);
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		result = guard_insert(trigdata->tg_relation, trigdata->tg_trigtuple, &cols);
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		result = guard_update(trigdata->tg_relation, trigdata->tg_trigtuple,
+							  trigdata->tg_newtuple, &cols);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("conversations_guard: must be fired for INSERT or UPDATE")));
+
+	return PointerGetDatum(result);
+}
+
+/*
+ * Find the attribute numbers by name, so the trigger follows the table's
+ * shape (and works on a Citus shard, whose row type is not ours).
+ */
+static void
+lookup_columns(TupleDesc desc, GuardColumns *cols)
+{
+	static const char *const names[] = {
+		"user_id", "id", "title", "messages", "metadata", "version",
+		"checksum", "message_count", "created_at", "last_modified",
+		"deleted", "change_xid"
+	};
+	int		   *slots[] = {
+		&cols->user_id, &cols->id, &cols->title, &cols->messages,
+		&cols->metadata, &cols->version, &cols->checksum,
+		&cols->message_count, &cols->created_at, &cols->last_modified,
+		&cols->deleted, &cols->change_xid
+	};
+
+	for (int i = 0; i < lengthof(names); i++)
+	{
+		*slots[i] = SPI_fnumber(desc, names[i]);
+		if (*slots[i] <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("conversations_guard: table has no column \"%s\"",
+							names[i])));
+	}
+}
+
+/*
+ * INSERT: validate, and compute every derived column.  The version is 1,
+ * or one past the newest archived version when the conversation existed
+ * before (deleted with a plain DELETE), so versions never repeat.
+ */
+static HeapTuple
+guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			attnums[5];
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	char		checksum[CP_CHECKSUM_LEN + 1];
+	int32		count = 0;
+	bool		isnull;
+	bool		key_null;
+	Datum		user_id = heap_getattr(newtup, cols->user_id, desc, &key_null);
+	Datum		id;
+	Datum		d;
+
+	id = heap_getattr(newtup, cols->id, desc, &isnull);
+	key_null = key_null || isnull;
+	if (!isnull)
+	{
+		text	   *t = DatumGetTextPP(id);
+
+		CpCheckConversationId(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	}
+
+	d = heap_getattr(newtup, cols->metadata, desc, &isnull);
+	if (!isnull)
+		CpCheckMetadata(DatumGetJsonbP(d), "metadata");
+
+	d = heap_getattr(newtup, cols->messages, desc, &isnull);
+	if (!isnull)
+	{
+		if (note_matches(newtup, desc, cols))
+		{
+			strcpy(checksum, CpPendingWrite.checksum);
+			count = CpPendingWrite.message_count;
+		}
+		else
+			compute_messages(d, checksum, &count);
+	}
+	CpClearPendingWrite();
+
+	attnums[0] = cols->version;
+	values[0] = Int64GetDatum(key_null ? 1 :
+							  next_version(rel->rd_rel->relowner, user_id, id));
+	attnums[1] = cols->checksum;
+	values[1] = CStringGetTextDatum(checksum);
+	nulls[1] = isnull;			/* NULL messages: the NOT NULL check reports it */
+	attnums[2] = cols->message_count;
+	values[2] = Int32GetDatum(count);
+	attnums[3] = cols->last_modified;
+	values[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	attnums[4] = cols->change_xid;
+	values[4] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+
+	return heap_modify_tuple_by_cols(newtup, desc, 5, attnums, values, nulls);
+}
+
+/*
+ * UPDATE: refuse key changes and stale versions; leave a row whose content
+ * did not change as it was; otherwise validate, bump the version, stamp the
+ * row and archive the replaced content.
+ */
+static HeapTuple
+guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
+			 GuardColumns *cols)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		onull,
+				nnull;
+	Datum		od,
+				nd;
+	int64		old_version;
+	bool		key_changed;
+	bool		trusted;
+	bool		changed;
+	bool		messages_changed;
+	char		checksum[CP_CHECKSUM_LEN + 1];
+	int32		count;
+	const char *replaced_by = "direct";
+	Jsonb	   *discarded = NULL;
+	int			attnums[7];
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
+	int			n = 0;
+
+	/* The key names the conversation; moving it would orphan its history */
+	od = heap_getattr(oldtup, cols->user_id, desc, &onull);
+	nd = heap_getattr(newtup, cols->user_id, desc, &nnull);
+	key_changed = nnull ||
+		memcmp(DatumGetPointer(od), DatumGetPointer(nd), UUID_LEN) != 0;
+	if (!key_changed)
+	{
+		od = heap_getattr(oldtup, cols->id, desc, &onull);
+		nd = heap_getattr(newtup, cols->id, desc, &nnull);
+		key_changed = nnull || !same_varlena(od, nd);
+	}
+	if (key_changed)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot change the user_id or id of a conversation"),
+				 errhint("Insert the conversation under its new key, then delete the old row.")));
+
+	/* The version compare-and-swap */
+	old_version = DatumGetInt64(heap_getattr(oldtup, cols->version, desc, &onull));
+	nd = heap_getattr(newtup, cols->version, desc, &nnull);
+	if (nnull || DatumGetInt64(nd) != old_version)
+	{
+		char	   *cid = TextDatumGetCString(heap_getattr(oldtup, cols->id, desc, &onull));
+
+		if (nnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("conversation \"%s\" was modified concurrently", cid),
+					 errdetail("Expected version NULL, found %lld.",
+							   (long long) old_version),
+					 errhint("Reload the conversation and retry.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("conversation \"%s\" was modified concurrently", cid),
+				 errdetail("Expected version %lld, found %lld.",
+						   (long long) DatumGetInt64(nd), (long long) old_version),
+				 errhint("Reload the conversation and retry.")));
+	}
+
+	trusted = note_matches(newtup, desc, cols);
+	if (trusted)
+	{
+		/* The save path wrote only because the content changed */
+		changed = true;
+		messages_changed = true;
+		strcpy(checksum, CpPendingWrite.checksum);
+		count = CpPendingWrite.message_count;
+		replaced_by = CpPendingWrite.replaced_by;
+		discarded = CpPendingWrite.discarded;
+	}
+	else
+	{
+		od = heap_getattr(oldtup, cols->messages, desc, &onull);
+		nd = heap_getattr(newtup, cols->messages, desc, &nnull);
+		messages_changed = nnull || !same_varlena(od, nd);
+		changed = messages_changed;
+		for (int i = 0; !changed && i < 3; i++)
+		{
+			int			att = (i == 0) ? cols->title :
+				(i == 1) ? cols->metadata : cols->deleted;
+
+			od = heap_getattr(oldtup, att, desc, &onull);
+			nd = heap_getattr(newtup, att, desc, &nnull);
+			if (onull || nnull)
+				changed = (onull != nnull);
+			else if (att == cols->deleted)
+				changed = DatumGetBool(od) != DatumGetBool(nd);
+			else
+				changed = !same_varlena(od, nd);
+		}
+	}
+	CpClearPendingWrite();
+
+	if (!changed)
+	{
+		/* Nothing to record: keep every computed column as stored */
+		int			keep[] = {cols->checksum, cols->message_count,
+			cols->created_at, cols->last_modified, cols->change_xid};
+
+		for (int i = 0; i < lengthof(keep); i++)
+		{
+			attnums[n] = keep[i];
+			values[n] = heap_getattr(oldtup, keep[i], desc, &nulls[n]);
+			n++;
+		}
+		return heap_modify_tuple_by_cols(newtup, desc, n, attnums, values, nulls);
+	}
+
+	nd = heap_getattr(newtup, cols->metadata, desc, &nnull);
+	if (!nnull)
+		CpCheckMetadata(DatumGetJsonbP(nd), "metadata");
+
+	if (!trusted)
+	{
+		nd = heap_getattr(newtup, cols->messages, desc, &nnull);
+		if (nnull)
+		{
+			/* the NOT NULL check reports it */
+			checksum[0] = '\0';
+			count = 0;
+		}
+		else if (messages_changed)
+			compute_messages(nd, checksum, &count);
+		else
+		{
+			strlcpy(checksum,
+					TextDatumGetCString(heap_getattr(oldtup, cols->checksum, desc, &onull)),
+					sizeof(checksum));
+			count = DatumGetInt32(heap_getattr(oldtup, cols->message_count, desc, &onull));
+		}
+	}
+
+	archive_version(rel->rd_rel->relowner, oldtup, desc, cols, replaced_by,
+					discarded);
+
+	attnums[n] = cols->version;
+	values[n++] = Int64GetDatum(old_version + 1);
+	attnums[n] = cols->checksum;
+	values[n++] = CStringGetTextDatum(checksum);
+	attnums[n] = cols->message_count;
+	values[n++] = Int32GetDatum(count);
+	attnums[n] = cols->last_modified;
+	values[n++] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	attnums[n] = cols->change_xid;
+	values[n++] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	attnums[n] = cols->created_at;
+	values[n] = heap_getattr(oldtup, cols->created_at, desc, &nulls[n]);
+	n++;
+
+	return heap_modify_tuple_by_cols(newtup, desc, n, attnums, values, nulls);
+}
+
+/*
+ * Is this the row the save path described in CpPendingWrite?  The key and
+ * the messages bytes must match; anything else (another trigger changed the
+ * row, a nested write) is treated as a foreign write.
+ */
+static bool
+note_matches(HeapTuple tup, TupleDesc desc, GuardColumns *cols)
+{
+	bool		isnull;
+	Datum		d;
+	struct varlena *v;
+	Jsonb	   *note = CpPendingWrite.messages;
+
+	if (!CpPendingWrite.active)
+		return false;
+
+	d = heap_getattr(tup, cols->user_id, desc, &isnull);
+	if (isnull || memcmp(DatumGetPointer(d), &CpPendingWrite.user_id, UUID_LEN) != 0)
+		return false;
+
+	d = heap_getattr(tup, cols->id, desc, &isnull);
+	v = (struct varlena *) DatumGetPointer(d);
+	if (isnull || (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v)))
+		return false;
+	if (VARSIZE_ANY_EXHDR(v) != CpPendingWrite.conversation_id_len ||
+		memcmp(VARDATA_ANY(v), CpPendingWrite.conversation_id,
+			   CpPendingWrite.conversation_id_len) != 0)
+		return false;
+
+	d = heap_getattr(tup, cols->messages, desc, &isnull);
+	v = (struct varlena *) DatumGetPointer(d);
+	if (isnull || (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v)))
+		return false;
+	return VARSIZE_ANY_EXHDR(v) == VARSIZE(note) - VARHDRSZ &&
+		memcmp(VARDATA_ANY(v), VARDATA(note), VARSIZE(note) - VARHDRSZ) == 0;
+}
+
+/*
+ * Validate a foreign writer's messages and compute checksum and live count.
+ */
+static void
+compute_messages(Datum messages, char *checksum, int32 *count)
+{
+	Jsonb	   *jb = DatumGetJsonbP(messages);
+	CpMessageArray arr;
+
+	CpParseMessages(jb, "messages", true, &arr);
+	CpChecksumContainer(&jb->root, checksum);
+	*count = arr.nlive;
+}
+
+/*
+ * Are two varlena datums the same bytes?  Two on-disk TOAST pointers to the
+ * same value compare equal without fetching it.
+ */
+static bool
+same_varlena(Datum a, Datum b)
+{
+	struct varlena *va = (struct varlena *) DatumGetPointer(a);
+	struct varlena *vb = (struct varlena *) DatumGetPointer(b);
+	bool		result;
+
+	if (VARATT_IS_EXTERNAL_ONDISK(va) && VARATT_IS_EXTERNAL_ONDISK(vb) &&
+		memcmp(va, vb, VARSIZE_EXTERNAL(va)) == 0)
+		return true;
+
+	va = pg_detoast_datum_packed(va);
+	vb = pg_detoast_datum_packed(vb);
+	result = VARSIZE_ANY_EXHDR(va) == VARSIZE_ANY_EXHDR(vb) &&
+		memcmp(VARDATA_ANY(va), VARDATA_ANY(vb), VARSIZE_ANY_EXHDR(va)) == 0;
+	if (va != (struct varlena *) DatumGetPointer(a))
+		pfree(va);
+	if (vb != (struct varlena *) DatumGetPointer(b))
+		pfree(vb);
+	return result;
+}
+
+/*
+ * The version a new row gets: one past the newest archived version of the
+ * same key, or 1.
+ */
+static int64
+next_version(Oid owner, Datum user_id, Datum id)
+{
+	Datum		args[2] = {user_id, id};
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		isnull;
+	Datum		d;
+	int64		result = 1;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (max_version_plan == NULL)
+	{
+		Oid			types[2] = {UUIDOID, TEXTOID};
+
+		max_version_plan = CpPrepareKept("SELECT pg_catalog.max(version) FROM " CP_HISTORY " "
+										"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+										"AND conversation_id OPERATOR(pg_catalog.=) $2",
+										2, types);
+	}
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+	if (SPI_execute_plan(max_version_plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "chatpersist: reading history failed");
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		result = DatumGetInt64(d) + 1;
+	SPI_finish();
+	return result;
+}
+
+/*
+ * Archive the replaced row into history and prune history beyond
+ * chatpersist.history_depth for this conversation.  The jsonb values are
+ * passed as they are stored: a compressed TOAST value is copied without
+ * being decompressed or compressed again.
+ */
+static void
+archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
+				GuardColumns *cols, const char *replaced_by, Jsonb *discarded)
+{
+	Datum		args[13];
+	char		argnulls[13];
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		isnull;
+	int64		version;
+	int			srccols[] = {cols->user_id, cols->id, cols->version, cols->title,
+		cols->messages, cols->metadata, cols->checksum, cols->message_count,
+	cols->deleted, cols->last_modified};
+	int			depth = cp_history_depth;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	if (archive_plan == NULL)
+	{
+		Oid			types[13] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, JSONBOID,
+			JSONBOID, TEXTOID, INT4OID, BOOLOID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID, TEXTOID, JSONBOID};
+		Oid			ptypes[3] = {UUIDOID, TEXTOID, INT8OID};
+
+		archive_plan = CpPrepareKept("INSERT INTO " CP_HISTORY " "
+									"(user_id, conversation_id, version, title, messages, "
+									"metadata, checksum, message_count, deleted, "
+									"last_modified, replaced_at, replaced_by, discarded) "
+									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+									13, types);
+		prune_plan = CpPrepareKept("DELETE FROM " CP_HISTORY " "
+								  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+								  "AND conversation_id OPERATOR(pg_catalog.=) $2 "
+								  "AND version OPERATOR(pg_catalog.<=) $3",
+								  3, ptypes);
+	}
+
+	for (int i = 0; i < lengthof(srccols); i++)
+	{
+		args[i] = heap_getattr(oldtup, srccols[i], desc, &isnull);
+		argnulls[i] = isnull ? 'n' : ' ';
+	}
+	version = DatumGetInt64(args[2]);
+	args[10] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	argnulls[10] = ' ';
+	args[11] = CStringGetTextDatum(replaced_by);
+	argnulls[11] = ' ';
+	args[12] = discarded ? JsonbPGetDatum(discarded) : (Datum) 0;
+	argnulls[12] = discarded ? ' ' : 'n';
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+
+	if (depth > 0 &&
+		SPI_execute_plan(archive_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "chatpersist: archiving to history failed");
+
+	/* Keep versions above version - depth; versions start at 1 */
+	if (version - depth >= 1)
+	{
+		Datum		pargs[3] = {args[0], args[1], Int64GetDatum(version - depth)};
+
+		if (SPI_execute_plan(prune_plan, pargs, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "chatpersist: pruning history failed");
+	}
+
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	SPI_finish();
+}
