@@ -67,7 +67,7 @@ CREATE TABLE @extschema@.history (
 COMMENT ON TABLE @extschema@.history IS
 	'Content replaced by each write, kept for the last chatpersist.history_depth versions of each conversation';
 COMMENT ON COLUMN @extschema@.history.replaced_by IS
-	'How the version was replaced: updated, merged, overwritten (save functions) or direct (SQL UPDATE)';
+	'How the version was replaced: created (a save reviving a deleted conversation), updated, merged, overwritten (save functions), direct (SQL UPDATE) or delete (SQL DELETE)';
 COMMENT ON COLUMN @extschema@.history.discarded IS
 	'Incoming message copies that lost a message-level conflict in the merge that replaced this version';
 
@@ -101,10 +101,10 @@ AS 'MODULE_PATHNAME', 'chatpersist_conversations_guard'
 LANGUAGE C;
 
 COMMENT ON FUNCTION @extschema@.conversations_guard() IS
-	'internal: BEFORE INSERT OR UPDATE trigger of chatpersist.conversations';
+	'internal: BEFORE INSERT OR UPDATE OR DELETE trigger of chatpersist.conversations';
 
 CREATE TRIGGER conversations_guard
-	BEFORE INSERT OR UPDATE ON @extschema@.conversations
+	BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.conversations
 	FOR EACH ROW EXECUTE FUNCTION @extschema@.conversations_guard();
 
 --

@@ -35,6 +35,8 @@
 static void parse_message(JsonbContainer *obj, int objlen, int index,
 						  const char *argname, CpMessage *msg);
 static bool parse_timestamp_value(JsonbValue *v, double *ms);
+static void timestamp_error(const char *field, JsonbValue *v, int index,
+							const char *argname) pg_attribute_noreturn();
 static bool parse_iso8601(const char *s, int len, double *ms);
 static const char *jsonb_type_name(JsonbValue *v);
 static int	compare_by_id(const void *a, const void *b);
@@ -346,13 +348,7 @@ parse_message(JsonbContainer *obj, int objlen, int index,
 	if (getKeyJsonValueFromContainer(obj, "created_at", 10, &v) != NULL)
 	{
 		if (!parse_timestamp_value(&v, &msg->created_at))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid field \"created_at\" in message %d of %s",
-							index, argname),
-					 errdetail("\"created_at\" must be a number of milliseconds since the epoch or an ISO-8601 timestamp string; found a JSON %s.",
-							   jsonb_type_name(&v)),
-					 errhint("Write timestamps like 1732400000000 or \"2024-11-23T22:13:20Z\".")));
+			timestamp_error("created_at", &v, index, argname);
 		msg->has_created = true;
 	}
 
@@ -361,13 +357,7 @@ parse_message(JsonbContainer *obj, int objlen, int index,
 	if (getKeyJsonValueFromContainer(obj, "updated_at", 10, &v) != NULL)
 	{
 		if (!parse_timestamp_value(&v, &msg->updated_at))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid field \"updated_at\" in message %d of %s",
-							index, argname),
-					 errdetail("\"updated_at\" must be a number of milliseconds since the epoch or an ISO-8601 timestamp string; found a JSON %s.",
-							   jsonb_type_name(&v)),
-					 errhint("Write timestamps like 1732400000000 or \"2024-11-23T22:13:20Z\".")));
+			timestamp_error("updated_at", &v, index, argname);
 		msg->has_updated = true;
 	}
 
@@ -384,6 +374,29 @@ parse_message(JsonbContainer *obj, int objlen, int index,
 							   jsonb_type_name(&v))));
 		msg->deleted = v.val.boolean;
 	}
+}
+
+/*
+ * Raise 22023 for an invalid created_at/updated_at value.
+ */
+static void
+timestamp_error(const char *field, JsonbValue *v, int index, const char *argname)
+{
+	if (v->type == jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid field \"%s\" in message %d of %s",
+						field, index, argname),
+				 errdetail("\"%s\" is not an ISO-8601 timestamp.",
+						   pnstrdup(v->val.string.val, Min(v->val.string.len, 64))),
+				 errhint("Write timestamps as milliseconds since the epoch, like 1732400000000, or as ISO-8601 strings, like \"2024-11-23T22:13:20Z\".")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid field \"%s\" in message %d of %s",
+					field, index, argname),
+			 errdetail("\"%s\" must be a number or a string, not a JSON %s.",
+					   field, jsonb_type_name(v)),
+			 errhint("Write timestamps as milliseconds since the epoch, like 1732400000000, or as ISO-8601 strings, like \"2024-11-23T22:13:20Z\".")));
 }
 
 /*

@@ -3,7 +3,7 @@
  * trigger.c
  *	  The guard trigger on chatpersist.conversations.
  *
- * BEFORE INSERT OR UPDATE FOR EACH ROW.  It gives every writer, the save
+ * BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW.  It gives every writer, the save
  * functions and hand-written SQL alike, the same guarantees:
  *	- the messages, metadata and conversation id are validated (22023,
  *	  54000 over the limits);
@@ -14,7 +14,9 @@
  *	  with 40001, so a stale direct write cannot replace newer content;
  *	- an UPDATE that changes content archives the replaced content into
  *	  chatpersist.history and prunes history beyond
- *	  chatpersist.history_depth, in the same transaction.
+ *	  chatpersist.history_depth, in the same transaction; so does a DELETE,
+ *	  which keeps a removed conversation restorable and lets a new row
+ *	  under the same key continue its version numbers.
  *
  * Concurrency: a BEFORE UPDATE row trigger runs with the row locked by the
  * updating transaction, and on the newest row version (READ COMMITTED
@@ -85,8 +87,9 @@ static void archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 /*
  * conversations_guard() RETURNS trigger
  *
- * Checks how it was fired (BEFORE, ROW, INSERT or UPDATE), then returns the
- * row to store with its computed columns.
+ * Checks how it was fired (BEFORE, ROW, INSERT, UPDATE or DELETE), then
+ * returns the row to store with its computed columns (or, for DELETE, the
+ * row to delete, once archived).
  */
 PG_FUNCTION_INFO_V1(chatpersist_conversations_guard);
 Datum
@@ -113,10 +116,20 @@ chatpersist_conversations_guard(PG_FUNCTION_ARGS)
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		result = guard_update(trigdata->tg_relation, trigdata->tg_trigtuple,
 							  trigdata->tg_newtuple, &cols);
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		/* Keep the removed content; the row is deleted as asked */
+		CpClearPendingWrite();
+		archive_version(trigdata->tg_relation->rd_rel->relowner,
+						trigdata->tg_trigtuple,
+						RelationGetDescr(trigdata->tg_relation), &cols,
+						"delete", NULL);
+		result = trigdata->tg_trigtuple;
+	}
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("conversations_guard: must be fired for INSERT or UPDATE")));
+				 errmsg("conversations_guard: must be fired for INSERT, UPDATE or DELETE")));
 
 	return PointerGetDatum(result);
 }

@@ -1,0 +1,116 @@
+--
+-- Bad input: every error carries the contract's SQLSTATE, and nothing is
+-- written.  pg_temp.try runs a statement and prints its SQLSTATE with the
+-- message, detail and hint.
+--
+CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	st text; msg text; det text; hin text;
+BEGIN
+	EXECUTE stmt;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+		det = PG_EXCEPTION_DETAIL, hin = PG_EXCEPTION_HINT;
+	RETURN st || ': ' || msg || coalesce(E'\n  DETAIL: ' || nullif(det, ''), '')
+		|| coalesce(E'\n  HINT: ' || nullif(hin, ''), '');
+END $$;
+
+SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T',
+	'[{"id":"m1","created_at":1}]');
+CREATE TEMP TABLE before_errors AS SELECT * FROM chatpersist.conversations
+WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
+
+-- NULL required arguments: 22004, never a silent NULL
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation(NULL, 'c1', 'T', '[]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', NULL, 'T', '[]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', NULL)$$);
+SELECT pg_temp.try($$SELECT chatpersist.merge_messages(NULL, '[]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.merge_messages('[]', NULL)$$);
+SELECT pg_temp.try($$SELECT chatpersist.merge_messages('[]', NULL, '[]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.load_conversations(NULL)$$);
+SELECT pg_temp.try($$SELECT chatpersist.load_conversation(NULL, 'c1')$$);
+SELECT pg_temp.try($$SELECT chatpersist.load_conversation('00000000-0000-0000-0000-0000000000e1', NULL)$$);
+
+-- messages not an array, elements not objects
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '{"id":"m1"}')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '"text"')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1"}, 42]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1"}, [{"id":"m2"}]]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[null]')$$);
+
+-- id: missing, not a string, empty, over 255 bytes, repeated
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1"}, {"content":"x"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":7}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":null}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":""}]')$$);
+SELECT pg_temp.try(format($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"%s"}]')$$, repeat('x', 256)));
+SELECT pg_temp.try(format($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"%s"}]')$$, repeat('é', 128)));
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"a"}, {"id":"b"}, {"id":"a"}, {"id":"b"}]')$$);
+
+-- ids of exactly 255 bytes are fine (checked here without writing)
+SELECT jsonb_array_length(chatpersist.merge_messages(
+	jsonb_build_array(jsonb_build_object('id', repeat('x', 255))), '[]')) AS id_255_bytes_ok;
+
+-- created_at / updated_at: a number or an ISO-8601 string
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","created_at":true}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","created_at":null}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","created_at":"yesterday"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","created_at":"now"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","created_at":"2024-02-30T00:00:00Z"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","created_at":"2024-01-01T25:00:00Z"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","created_at":"2024-01-01T10:00:00Zjunk"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","updated_at":{"ms":1}}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","updated_at":[1]}]')$$);
+
+-- accepted timestamp forms (merge writes nothing)
+SELECT jsonb_array_length(chatpersist.merge_messages(jsonb_build_array(
+	jsonb_build_object('id', 'a', 'created_at', '2024-11-23'),
+	jsonb_build_object('id', 'b', 'created_at', '2024-11-23T22:13'),
+	jsonb_build_object('id', 'c', 'created_at', '2024-11-23T22:13:20Z'),
+	jsonb_build_object('id', 'd', 'created_at', '2024-11-23 22:13:20.123456+05:30'),
+	jsonb_build_object('id', 'e', 'created_at', '2024-11-23t22:13:20,5-0800'),
+	jsonb_build_object('id', 'f', 'created_at', '2024-02-29T00:00:00+01'),
+	jsonb_build_object('id', 'g', 'created_at', 1e400),
+	jsonb_build_object('id', 'h', 'created_at', -17.5)), '[]')) AS accepted;
+
+-- deleted: a boolean
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","deleted":"yes"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","deleted":1}]')$$);
+
+-- metadata: an object
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[]', p_metadata := '[1]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[]', p_metadata := '"x"')$$);
+
+-- conversation id: 1..255 bytes
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', '', 'T', '[]')$$);
+SELECT pg_temp.try(format($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', '%s', 'T', '[]')$$, repeat('c', 256)));
+
+-- the merge functions name their arguments
+SELECT pg_temp.try($$SELECT chatpersist.merge_messages('[{"id":"a"}]', '[{"id":"a"},{"id":"a"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.merge_messages('{}', '[]', '[]')$$);
+
+-- limits: 54000
+SET chatpersist.max_messages = 3;
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"1"},{"id":"2"},{"id":"3"},{"id":"4"}]')$$);
+-- the merged result is checked too: 1 stored + 2 new = 3
+SET chatpersist.max_messages = 2;
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"n1"},{"id":"n2"}]')$$);
+RESET chatpersist.max_messages;
+SET chatpersist.max_conversation_bytes = 1024;
+SELECT pg_temp.try(format($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"m1","content":"%s"}]')$$, repeat('x', 2000)));
+RESET chatpersist.max_conversation_bytes;
+SELECT pg_temp.try($$SET chatpersist.max_conversation_bytes = 10$$);
+SELECT pg_temp.try($$SET chatpersist.history_depth = -1$$);
+
+-- nothing was written by any of the failed calls
+SELECT count(*) AS rows_now, (SELECT count(*) FROM before_errors) AS rows_before,
+	   bool_and(c.version = b.version AND c.checksum = b.checksum AND c.messages = b.messages) AS unchanged
+FROM chatpersist.conversations c JOIN before_errors b USING (user_id, id)
+WHERE c.user_id = '00000000-0000-0000-0000-0000000000e1';
+SELECT count(*) AS history_rows FROM chatpersist.history
+WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
+
+DELETE FROM chatpersist.history WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
+DELETE FROM chatpersist.conversations WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
+DROP TABLE before_errors;

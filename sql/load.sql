@@ -1,0 +1,41 @@
+--
+-- load_conversations and load_conversation
+--
+SELECT status FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000c001', 'old', 'Old', '[{"id":"m1"}]');
+SELECT status FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000c001', 'gone', 'Gone', '[]');
+SELECT status FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000c002', 'other', 'Not yours', '[]');
+SELECT status FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000c001', 'new', 'New', '[{"id":"m1"},{"id":"m2"}]');
+UPDATE chatpersist.conversations SET deleted = true WHERE id = 'gone';
+
+-- live conversations of one user only, newest last_modified first
+SELECT id, title, version, message_count, deleted
+FROM chatpersist.load_conversations('00000000-0000-0000-0000-00000000c001');
+SELECT (SELECT array_agg(id) FROM chatpersist.load_conversations('00000000-0000-0000-0000-00000000c001'))
+	 = (SELECT array_agg(id ORDER BY last_modified DESC, id) FROM chatpersist.conversations
+		 WHERE user_id = '00000000-0000-0000-0000-00000000c001' AND NOT deleted) AS newest_first;
+
+-- the full row, as the table has it
+SELECT user_id, id, title, messages, metadata, version, checksum, message_count, deleted
+FROM chatpersist.load_conversation('00000000-0000-0000-0000-00000000c001', 'new');
+
+-- no row: missing, deleted, or another user's
+SELECT count(*) FROM chatpersist.load_conversation('00000000-0000-0000-0000-00000000c001', 'missing');
+SELECT count(*) FROM chatpersist.load_conversation('00000000-0000-0000-0000-00000000c001', 'gone');
+SELECT count(*) FROM chatpersist.load_conversation('00000000-0000-0000-0000-00000000c001', 'other');
+SELECT count(*) FROM chatpersist.load_conversations('00000000-0000-0000-0000-00000000c003');
+
+-- usable as a row source in joins
+SELECT c.id, jsonb_array_length(c.messages) AS n
+FROM (VALUES ('old'), ('new')) v(id),
+	 LATERAL chatpersist.load_conversation('00000000-0000-0000-0000-00000000c001', v.id) c
+ORDER BY c.id;
+
+-- large conversations load whole
+SELECT status, message_count FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000c001', 'big', 'Big',
+	(SELECT jsonb_agg(jsonb_build_object('id', 'm' || i, 'content', repeat('x', 300), 'created_at', i))
+	   FROM generate_series(1, 2000) i));
+SELECT message_count, jsonb_array_length(messages), checksum = chatpersist.checksum(messages) AS checksum_ok
+FROM chatpersist.load_conversation('00000000-0000-0000-0000-00000000c001', 'big');
+
+DELETE FROM chatpersist.history WHERE user_id IN ('00000000-0000-0000-0000-00000000c001', '00000000-0000-0000-0000-00000000c002');
+DELETE FROM chatpersist.conversations WHERE user_id IN ('00000000-0000-0000-0000-00000000c001', '00000000-0000-0000-0000-00000000c002');
