@@ -59,8 +59,7 @@ SELECT jsonb_path_query_array(messages, '$[*].id') AS ids
 FROM chatpersist.conversations WHERE user_id = '00000000-0000-0000-0000-00000000a001' AND id = 'trip';
 
 -- edit vs edit: both devices changed a1 since version 7; the later
--- updated_at wins, the conflict is counted, and the losing incoming copy is
--- kept in history's discarded column
+-- updated_at wins and the conflict is counted
 SELECT status, version FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', NULL,
 	(SELECT jsonb_set(messages, '{1}', '{"id":"a1","role":"assistant","content":"Lisbon (A)","created_at":2000,"updated_at":5000}')
 	   FROM chatpersist.conversations WHERE user_id = '00000000-0000-0000-0000-00000000a001' AND id = 'trip'),
