@@ -1,0 +1,94 @@
+# cluster.sh: a throwaway PostgreSQL cluster for the tests and the demo.
+# Source it, call cp_cluster_start, and `trap cp_cluster_stop EXIT` so the
+# cluster is stopped and removed even when something fails.
+#
+# The cluster lives in a fresh directory under /tmp owned by the postgres
+# user (initdb and postgres refuse to run as root), listens on 127.0.0.1 on
+# the first free port from 54321 on, and trusts local connections. After
+# cp_cluster_start, PGHOST, PGPORT, PGUSER and PGDATABASE point at it.
+
+CP_PGBIN=${CP_PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
+CP_CLUSTER_DIR=""
+
+# Run a command as the postgres user when we are root
+cp_as_postgres() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# Is a TCP port on the loopback in use?
+cp_port_in_use() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Create and start the cluster; extra postgresql.conf lines may be given as
+# arguments (e.g. "shared_preload_libraries = 'chatpersist'").
+cp_cluster_start() {
+	local port=54321
+	while cp_port_in_use "$port"; do
+		port=$((port + 1))
+	done
+
+	CP_CLUSTER_DIR=$(mktemp -d /tmp/chatpersist-cluster.XXXXXX)
+	chmod 755 "$CP_CLUSTER_DIR"
+	if [ "$(id -u)" -eq 0 ]; then
+		chown postgres: "$CP_CLUSTER_DIR"
+	fi
+
+	cp_as_postgres "$CP_PGBIN/initdb" -D "$CP_CLUSTER_DIR/data" -U postgres \
+		--auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$CP_CLUSTER_DIR/initdb.log" 2>&1 || {
+		cat "$CP_CLUSTER_DIR/initdb.log" >&2
+		return 1
+	}
+
+	{
+		echo "listen_addresses = '127.0.0.1'"
+		echo "port = $port"
+		echo "unix_socket_directories = '$CP_CLUSTER_DIR'"
+		echo "max_connections = 60"
+		echo "fsync = off"
+		echo "synchronous_commit = off"
+		echo "full_page_writes = off"
+		echo "max_prepared_transactions = 10"
+		echo "log_min_messages = warning"
+		echo "log_line_prefix = '%m [%p] '"
+		for line in "$@"; do
+			echo "$line"
+		done
+	} >>"$CP_CLUSTER_DIR/data/postgresql.conf"
+
+	cp_as_postgres "$CP_PGBIN/pg_ctl" -D "$CP_CLUSTER_DIR/data" -l "$CP_CLUSTER_DIR/server.log" \
+		-w -t 60 start >/dev/null || {
+		cat "$CP_CLUSTER_DIR/server.log" >&2
+		return 1
+	}
+
+	export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+	echo "cluster: started on 127.0.0.1:$port in $CP_CLUSTER_DIR"
+}
+
+# Stop and remove the cluster (safe to call twice, or when none started)
+cp_cluster_stop() {
+	[ -n "$CP_CLUSTER_DIR" ] || return 0
+	if [ -f "$CP_CLUSTER_DIR/data/postmaster.pid" ]; then
+		cp_as_postgres "$CP_PGBIN/pg_ctl" -D "$CP_CLUSTER_DIR/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+			cp_as_postgres "$CP_PGBIN/pg_ctl" -D "$CP_CLUSTER_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+	fi
+	rm -rf "$CP_CLUSTER_DIR"
+	CP_CLUSTER_DIR=""
+}
+
+# The end of the server log, for failures
+cp_cluster_log_tail() {
+	[ -n "$CP_CLUSTER_DIR" ] && [ -f "$CP_CLUSTER_DIR/server.log" ] || return 0
+	echo "---- last lines of the server log ----"
+	tail -n "${1:-40}" "$CP_CLUSTER_DIR/server.log"
+}
+
+# Does the server log show a backend crash?
+cp_cluster_crashed() {
+	[ -n "$CP_CLUSTER_DIR" ] && grep -q "terminated by signal\|was terminated by exception" "$CP_CLUSTER_DIR/server.log"
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# run.sh: the whole chatpersist test suite, from a fresh machine.
+#
+#   bash test/run.sh
+#
+# Installs what is missing (test/setup.sh), builds with warnings as errors,
+# installs the extension, starts a throwaway cluster (test/cluster.sh) and
+# runs every suite against it: pg_regress (sql/), isolation (test/specs/),
+# pgTAP (test/pgtap/) and the property scripts (test/*_props.sh). Every
+# suite runs even when an earlier one fails; the cluster is stopped at the
+# end, also on failure. The last line is "N passed, M failed".
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+bash test/setup.sh || exit 1
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PG_CONFIG
+export PATH="$("$PG_CONFIG" --bindir):$PATH"
+
+echo "== build (warnings are errors)"
+make -s clean >/dev/null
+if ! make -s PG_CONFIG="$PG_CONFIG" PG_CFLAGS="-Werror -DUSE_ASSERT_CHECKING"; then
+	echo "build failed"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+make -s PG_CONFIG="$PG_CONFIG" install >/dev/null || { echo "install failed"; echo "0 passed, 1 failed"; exit 1; }
+
+. test/cluster.sh
+trap cp_cluster_stop EXIT
+cp_cluster_start || { echo "could not start a cluster"; echo "0 passed, 1 failed"; exit 1; }
+
+total_pass=0
+total_fail=0
+summary=()
+
+# Record a suite's counts: name passed failed
+record() {
+	total_pass=$((total_pass + $2))
+	total_fail=$((total_fail + $3))
+	summary+=("$(printf '%-12s %4d passed, %d failed' "$1" "$2" "$3")")
+}
+
+# Count pg_regress-style result lines in a log: "test x ... ok" / "... FAILED"
+count_regress() {
+	local log=$1 name=$2 ok bad
+	ok=$(grep -cE '^ *test .* \.\.\. ok' "$log")
+	bad=$(grep -cE '^ *test .* \.\.\. (FAILED|failed)' "$log")
+	if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then
+		bad=1 # the runner died before running anything
+	fi
+	record "$name" "$ok" "$bad"
+}
+
+echo "== pg_regress"
+rm -rf results regression.diffs regression.out
+make -s PG_CONFIG="$PG_CONFIG" installcheck ISOLATION= 2>&1 | tee .regress.log
+count_regress .regress.log regress
+[ -f regression.diffs ] && { echo "---- regression.diffs ----"; cat regression.diffs; }
+
+echo "== isolation"
+rm -rf output_iso
+make -s PG_CONFIG="$PG_CONFIG" installcheck REGRESS= 2>&1 | tee .isolation.log
+count_regress .isolation.log isolation
+[ -f output_iso/regression.diffs ] && { echo "---- output_iso/regression.diffs ----"; cat output_iso/regression.diffs; }
+
+echo "== pgTAP"
+createdb chatpersist_pgtap
+psql -X -q -d chatpersist_pgtap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION chatpersist"
+pg_prove -d chatpersist_pgtap test/pgtap/*.sql 2>&1 | tee .pgtap.log
+tests=$(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+),.*/\1/p' .pgtap.log)
+failed=$(sed -nE 's/.*Failed ([0-9]+)\/[0-9]+ subtests.*/\1/p' .pgtap.log | awk '{s += $1} END {print s + 0}')
+tests=${tests:-0}
+if ! grep -q '^Result: PASS' .pgtap.log && [ "$failed" -eq 0 ]; then
+	failed=1 # a file died, or planned a different number of tests
+fi
+record pgtap $((tests - failed > 0 ? tests - failed : 0)) "$failed"
+
+echo "== property scripts"
+createdb chatpersist_props
+psql -X -q -d chatpersist_props -c "CREATE EXTENSION chatpersist"
+for script in test/*_props.sh; do
+	[ -e "$script" ] || continue
+	name=$(basename "$script" .sh)
+	PGDATABASE=chatpersist_props bash "$script" 2>&1 | tee ".$name.log"
+	line=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed$" ".$name.log" | tail -n 1)
+	if [ -n "$line" ]; then
+		record "$name" "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+			"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
+	else
+		record "$name" 0 1
+	fi
+done
+
+if cp_cluster_crashed; then
+	echo "a backend crashed during the tests"
+	record crashes 0 1
+fi
+if [ "$total_fail" -gt 0 ]; then
+	cp_cluster_log_tail 60
+fi
+
+rm -f .regress.log .isolation.log .pgtap.log .*_props.log
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
