@@ -93,6 +93,7 @@ SELECT pg_temp.try($$SELECT chatpersist.merge_messages('{}', '[]', '[]')$$);
 -- limits: 54000
 SET chatpersist.max_messages = 3;
 SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"1"},{"id":"2"},{"id":"3"},{"id":"4"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.merge_messages('[]', '[{"id":"1"},{"id":"2"},{"id":"3"},{"id":"4"}]')$$);
 -- the merged result is checked too: 1 stored + 2 new = 3
 SET chatpersist.max_messages = 2;
 SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T', '[{"id":"n1"},{"id":"n2"}]')$$);

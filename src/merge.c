@@ -388,8 +388,9 @@ chatpersist_merge_messages3(PG_FUNCTION_ARGS)
 }
 
 /*
- * Shared body of the two SQL merge functions.  Limits are not enforced
- * here: merge_messages writes nothing, and the save paths check them.
+ * Shared body of the two SQL merge functions.  The inputs are held to the
+ * same limits as a save's (54000), so that no input can make the merge ask
+ * for more memory than a save would.
  */
 static Datum
 merge_sql(FunctionCallInfo fcinfo, bool has_base)
@@ -405,10 +406,10 @@ merge_sql(FunctionCallInfo fcinfo, bool has_base)
 	if (PG_ARGISNULL(off + 1))
 		CpNullArgument("p_theirs");
 
-	CpParseMessages(PG_GETARG_JSONB_P(off), "p_ours", false, &ours);
-	CpParseMessages(PG_GETARG_JSONB_P(off + 1), "p_theirs", false, &theirs);
+	CpParseMessages(PG_GETARG_JSONB_P(off), "p_ours", true, &ours);
+	CpParseMessages(PG_GETARG_JSONB_P(off + 1), "p_theirs", true, &theirs);
 	if (has_base && !PG_ARGISNULL(0))
-		CpParseMessages(PG_GETARG_JSONB_P(0), "p_base", false, &base);
+		CpParseMessages(PG_GETARG_JSONB_P(0), "p_base", true, &base);
 	else
 		has_base = false;
 
