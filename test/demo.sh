@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# demo.sh: from a fresh machine to two devices saving one conversation.
+#
+#   bash test/demo.sh
+#
+# Installs what is missing (test/setup.sh), builds and installs the
+# extension, starts a throwaway cluster (test/cluster.sh, stopped and
+# removed at the end, also on failure) and plays a short scenario in psql:
+# two devices load the same conversation at the same version, each adds a
+# message offline, both save. The second save is stale: instead of
+# overwriting the first, it merges, and both messages are kept.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+bash test/setup.sh >/dev/null || { echo "demo: setup failed (run test/setup.sh to see why)" >&2; exit 1; }
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PG_CONFIG
+export PATH="$("$PG_CONFIG" --bindir):$PATH"
+
+echo "== building and installing chatpersist"
+make -s PG_CONFIG="$PG_CONFIG" >/dev/null
+make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+
+. test/cluster.sh
+trap cp_cluster_stop EXIT
+cp_cluster_start
+
+# -X: ignore ~/.psqlrc; ON_ERROR_STOP: a failing step fails the demo, except
+# where the scenario expects an error (the \set ON_ERROR_STOP off below)
+psql -X -q -v ON_ERROR_STOP=1 --pset=footer=off <<'SQL'
+\pset linestyle unicode
+\pset border 1
+CREATE EXTENSION chatpersist;
+\set user '''0b9c2d1e-0000-4000-8000-000000000001'''
+
+\echo
+\echo '-- The conversation as both devices last loaded it: version 1'
+SELECT status, version, message_count, checksum
+FROM chatpersist.save_conversation(:user, 'trip', 'Weekend trip',
+	'[{"id":"m1","role":"user","content":"Where should we go?","created_at":1000}]');
+
+\echo
+\echo '-- Device A (phone) adds a message and saves, expecting version 1'
+SELECT status, version, message_count, checksum
+FROM chatpersist.save_conversation(:user, 'trip', 'Weekend trip',
+	'[{"id":"m1","role":"user","content":"Where should we go?","created_at":1000},
+	  {"id":"a1","role":"user","content":"Lisbon? (from the phone)","created_at":2000}]',
+	p_expected_version := 1);
+
+\echo
+\echo '-- Device B (laptop) was offline, also at version 1, adds its own message'
+\echo '-- and saves. The version is stale: chatpersist merges instead of losing A''s message'
+SELECT status, version, message_count, checksum, conflicts
+FROM chatpersist.save_conversation(:user, 'trip', 'Weekend trip',
+	'[{"id":"m1","role":"user","content":"Where should we go?","created_at":1000},
+	  {"id":"b1","role":"user","content":"Porto? (from the laptop)","created_at":1500}]',
+	p_expected_version := 1);
+
+\echo
+\echo '-- What both devices load now: both messages, in created_at order'
+SELECT m ->> 'id' AS id, m ->> 'content' AS content
+FROM chatpersist.load_conversation(:user, 'trip') AS c,
+	 jsonb_array_elements(c.messages) AS m;
+
+\echo
+\echo '-- The stored checksum is XXH3-64 of messages::text, recomputed here'
+SELECT version, checksum, chatpersist.checksum(messages) = checksum AS checksum_matches
+FROM chatpersist.conversations WHERE user_id = :user AND id = 'trip';
+
+\echo
+\echo '-- A retry of the same save is harmless: unchanged, same version'
+SELECT status, version
+FROM chatpersist.save_conversation(:user, 'trip', 'Weekend trip',
+	'[{"id":"m1","role":"user","content":"Where should we go?","created_at":1000},
+	  {"id":"b1","role":"user","content":"Porto? (from the laptop)","created_at":1500}]',
+	p_expected_version := 1);
+
+\echo
+\echo '-- Hand-written SQL is guarded too: an UPDATE from version 1 is refused'
+\set ON_ERROR_STOP off
+\set VERBOSITY default
+UPDATE chatpersist.conversations SET messages = '[]', version = 1
+WHERE user_id = :user AND id = 'trip';
+\set ON_ERROR_STOP on
+
+\echo
+\echo '-- Every replaced version is kept in history'
+SELECT version, replaced_by, message_count
+FROM chatpersist.history WHERE user_id = :user AND conversation_id = 'trip'
+ORDER BY version;
+SQL
+
+echo
+echo "demo: done (the throwaway cluster is removed on exit)"
