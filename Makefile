@@ -2,14 +2,14 @@
 EXTENSION      = chatpersist
 EXTVERSION     = 1.0
 MODULE_big     = $(EXTENSION)
-OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/save.o src/load.o src/trigger.o
+OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/save.o src/load.o src/trigger.o src/stats.o
 DATA           = $(wildcard src/$(EXTENSION)--*.sql)
 PGFILEDESC     = "chatpersist - lossless chat conversation persistence"
 
-REGRESS        = checksum merge save trigger errors load
+REGRESS        = checksum merge save trigger errors load append delete history changes stats
 REGRESS_OPTS   = --load-extension=$(EXTENSION)
 
-ISOLATION      = save_race first_save_race stale_update save_vs_update repeatable_read serializable
+ISOLATION      = save_race first_save_race stale_update save_vs_update repeatable_read serializable stale_base
 ISOLATION_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 PG_CFLAGS     += -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers

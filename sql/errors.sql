@@ -115,3 +115,20 @@ WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
 DELETE FROM chatpersist.history WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
 DELETE FROM chatpersist.conversations WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
 DROP TABLE before_errors;
+
+-- an error detail quoting a long value is cut at a character boundary, so
+-- a multibyte character is never split (a split one made the message
+-- invalid UTF-8, and a LATIN1 client then got 22021 instead of 22023)
+DO $$
+DECLARE
+	st text; det text;
+BEGIN
+	PERFORM chatpersist.merge_messages(
+		jsonb_build_array(jsonb_build_object('id', 'm', 'created_at', repeat('2', 63) || 'é' || 'x')), '[]');
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, det = PG_EXCEPTION_DETAIL;
+	RAISE NOTICE '% %', st, convert_to(det, 'LATIN1') IS NOT NULL;
+END $$;
+SET client_encoding = 'LATIN1';
+SELECT pg_temp.try($$SELECT chatpersist.merge_messages(jsonb_build_array(jsonb_build_object('id', 'm', 'created_at', repeat('2', 63) || chr(233) || 'x')), '[]')$$) ~ '^22023' AS still_22023;
+RESET client_encoding;

@@ -39,3 +39,16 @@ FROM chatpersist.load_conversation('00000000-0000-0000-0000-00000000c001', 'big'
 
 DELETE FROM chatpersist.history WHERE user_id IN ('00000000-0000-0000-0000-00000000c001', '00000000-0000-0000-0000-00000000c002');
 DELETE FROM chatpersist.conversations WHERE user_id IN ('00000000-0000-0000-0000-00000000c001', '00000000-0000-0000-0000-00000000c002');
+
+-- loads stay right after a column of the table was dropped (the row type
+-- keeps a dropped column that SELECT * leaves out)
+ALTER TABLE chatpersist.conversations ADD COLUMN extra_a text, ADD COLUMN extra_b int;
+SELECT chatpersist.save_conversation('00000000-0000-0000-0000-00000000c003', 'd', 'Dropped', '[{"id":"m1"}]');
+UPDATE chatpersist.conversations SET extra_a = 'aaaa', extra_b = 7 WHERE user_id = '00000000-0000-0000-0000-00000000c003';
+ALTER TABLE chatpersist.conversations DROP COLUMN extra_a;
+SELECT id, title, version, messages, extra_b FROM chatpersist.load_conversations('00000000-0000-0000-0000-00000000c003');
+SELECT id, title, deleted, extra_b FROM chatpersist.load_conversation('00000000-0000-0000-0000-00000000c003', 'd');
+SELECT version, title FROM chatpersist.conversation_history('00000000-0000-0000-0000-00000000c003', 'd');
+ALTER TABLE chatpersist.conversations DROP COLUMN extra_b;
+DELETE FROM chatpersist.history WHERE user_id = '00000000-0000-0000-0000-00000000c003';
+DELETE FROM chatpersist.conversations WHERE user_id = '00000000-0000-0000-0000-00000000c003';

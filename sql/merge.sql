@@ -279,3 +279,13 @@ SELECT property, cases > 0 AS exercised, failures FROM props ORDER BY property;
 SELECT sum(cases) > 5000 AS many_cases FROM props;
 
 DROP TABLE props, outcomes, results, cases;
+
+-- ISO-8601 fractions are exact: 00.3 seconds is the instant 300 ms, so
+-- these updated_at are equal and the tie-break (greater text) decides, in
+-- either order
+SELECT chatpersist.merge_messages(
+	'[{"id":"m","content":"aaa","updated_at":"1970-01-01T00:00:00.3Z"}]',
+	'[{"id":"m","content":"zzz","updated_at":300}]') -> 0 ->> 'content' AS winner,
+	   chatpersist.merge_messages(
+	'[{"id":"m","content":"zzz","updated_at":300}]',
+	'[{"id":"m","content":"aaa","updated_at":"1970-01-01T00:00:00.3Z"}]') -> 0 ->> 'content' AS winner_swapped;

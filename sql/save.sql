@@ -70,8 +70,10 @@ SELECT * FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a00
 	p_expected_version := 7);
 SELECT messages -> 1 ->> 'content' AS a1 FROM chatpersist.conversations
 WHERE user_id = '00000000-0000-0000-0000-00000000a001' AND id = 'trip';
--- nothing was written, so the loser is not in history; it is reported
-SELECT count(*) FROM chatpersist.history
+-- the content did not change, but the losing copy must stay retrievable:
+-- a new version (same content) is written and the loser is kept in the
+-- discarded column of the version it replaced
+SELECT version, replaced_by, discarded -> 0 ->> 'content' AS kept_loser FROM chatpersist.history
 WHERE user_id = '00000000-0000-0000-0000-00000000a001' AND conversation_id = 'trip' AND version = 8;
 -- B's edit is newer this time: it wins, and A's copy is in history
 SELECT status, version, conflicts FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', NULL,
@@ -101,27 +103,27 @@ SELECT status, version FROM chatpersist.save_conversation('00000000-0000-0000-00
 
 -- titles: NULL keeps the stored title; a new title alone is a change
 SELECT status, version FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', NULL,
-	'[{"id":"only","created_at":1}]', p_expected_version := 11);
+	'[{"id":"only","created_at":1}]', p_expected_version := 12);
 SELECT status, version FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', 'Renamed',
-	'[{"id":"only","created_at":1}]', p_expected_version := 11);
+	'[{"id":"only","created_at":1}]', p_expected_version := 12);
 SELECT title FROM chatpersist.conversations WHERE user_id = '00000000-0000-0000-0000-00000000a001' AND id = 'trip';
 
 -- metadata: NULL keeps it; a given object replaces it; on a merge its keys
 -- are laid over the stored ones
 SELECT status, version FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', NULL,
-	'[{"id":"only","created_at":1}]', p_expected_version := 12, p_metadata := '{"model":"m1","pinned":true}');
+	'[{"id":"only","created_at":1}]', p_expected_version := 13, p_metadata := '{"model":"m1","pinned":true}');
 SELECT status, version FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', NULL,
-	'[{"id":"only","created_at":1}]', p_expected_version := 13);
+	'[{"id":"only","created_at":1}]', p_expected_version := 14);
 SELECT status, version FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', NULL,
-	'[{"id":"only","created_at":1},{"id":"new","created_at":2}]', p_expected_version := 12, p_metadata := '{"model":"m2"}');
+	'[{"id":"only","created_at":1},{"id":"new","created_at":2}]', p_expected_version := 13, p_metadata := '{"model":"m2"}');
 SELECT version, metadata FROM chatpersist.conversations WHERE user_id = '00000000-0000-0000-0000-00000000a001' AND id = 'trip';
 SELECT status, version FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', NULL,
-	'[{"id":"only","created_at":1},{"id":"new","created_at":2}]', p_expected_version := 14, p_metadata := '{}');
+	'[{"id":"only","created_at":1},{"id":"new","created_at":2}]', p_expected_version := 15, p_metadata := '{}');
 SELECT version, metadata FROM chatpersist.conversations WHERE user_id = '00000000-0000-0000-0000-00000000a001' AND id = 'trip';
 
 -- message tombstones count as messages but not as live ones
 SELECT status, version, message_count FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', NULL,
-	'[{"id":"only","created_at":1,"deleted":true},{"id":"new","created_at":2}]', p_expected_version := 15);
+	'[{"id":"only","created_at":1,"deleted":true},{"id":"new","created_at":2}]', p_expected_version := 16);
 SELECT message_count, jsonb_array_length(messages) AS messages FROM chatpersist.conversations
 WHERE user_id = '00000000-0000-0000-0000-00000000a001' AND id = 'trip';
 

@@ -67,7 +67,7 @@ CREATE TABLE @extschema@.history (
 COMMENT ON TABLE @extschema@.history IS
 	'Content replaced by each write, kept for the last chatpersist.history_depth versions of each conversation';
 COMMENT ON COLUMN @extschema@.history.replaced_by IS
-	'How the version was replaced: created (a save reviving a deleted conversation), updated, merged, overwritten (save functions), direct (SQL UPDATE) or delete (SQL DELETE)';
+	'How the version was replaced: created (a write reviving a deleted conversation), updated, merged, overwritten, deleted, restored (the functions), direct (SQL UPDATE) or delete (SQL DELETE)';
 COMMENT ON COLUMN @extschema@.history.discarded IS
 	'Incoming message copies that lost a message-level conflict in the merge that replaced this version';
 
@@ -106,6 +106,22 @@ COMMENT ON FUNCTION @extschema@.conversations_guard() IS
 CREATE TRIGGER conversations_guard
 	BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.conversations
 	FOR EACH ROW EXECUTE FUNCTION @extschema@.conversations_guard();
+
+CREATE FUNCTION @extschema@.conversations_notify()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'chatpersist_conversations_notify'
+LANGUAGE C;
+
+COMMENT ON FUNCTION @extschema@.conversations_notify() IS
+	'internal: AFTER trigger of chatpersist.conversations that sends NOTIFY chatpersist_changes while chatpersist.notify is on';
+
+-- The WHEN clause keeps the trigger from queueing anything while the
+-- setting is off (the default)
+CREATE TRIGGER conversations_notify
+	AFTER INSERT OR UPDATE OR DELETE ON @extschema@.conversations
+	FOR EACH ROW
+	WHEN (pg_catalog.current_setting('chatpersist.notify', true) OPERATOR(pg_catalog.=) 'on')
+	EXECUTE FUNCTION @extschema@.conversations_notify();
 
 --
 -- Functions
@@ -150,6 +166,40 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.save_conversation(pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.bool, pg_catalog.int8, pg_catalog.jsonb) IS
 	'Save a conversation with a version compare-and-swap; a stale or missing expected version merges instead of losing messages';
 
+CREATE FUNCTION @extschema@.append_messages(
+	p_user_id pg_catalog.uuid,
+	p_conversation_id pg_catalog.text,
+	p_messages pg_catalog.jsonb,
+	p_expected_version pg_catalog.int8 DEFAULT NULL)
+RETURNS @extschema@.save_result
+AS 'MODULE_PATHNAME', 'chatpersist_append_messages'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION @extschema@.append_messages(pg_catalog.uuid, pg_catalog.text, pg_catalog.jsonb, pg_catalog.int8) IS
+	'Add or update only the given messages (by id), creating the conversation if missing; a stale expected version merges like save_conversation';
+
+CREATE FUNCTION @extschema@.delete_conversation(
+	p_user_id pg_catalog.uuid,
+	p_conversation_id pg_catalog.text,
+	p_expected_version pg_catalog.int8 DEFAULT NULL)
+RETURNS @extschema@.save_result
+AS 'MODULE_PATHNAME', 'chatpersist_delete_conversation'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION @extschema@.delete_conversation(pg_catalog.uuid, pg_catalog.text, pg_catalog.int8) IS
+	'Turn a conversation into a tombstone (status deleted) that other devices learn of through changes_since; its content stays in history';
+
+CREATE FUNCTION @extschema@.restore_version(
+	p_user_id pg_catalog.uuid,
+	p_conversation_id pg_catalog.text,
+	p_version pg_catalog.int8)
+RETURNS @extschema@.save_result
+AS 'MODULE_PATHNAME', 'chatpersist_restore_version'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION @extschema@.restore_version(pg_catalog.uuid, pg_catalog.text, pg_catalog.int8) IS
+	'Write an archived version''s content as a new version (status updated)';
+
 CREATE FUNCTION @extschema@.load_conversations(p_user_id pg_catalog.uuid)
 RETURNS SETOF @extschema@.conversations
 AS 'MODULE_PATHNAME', 'chatpersist_load_conversations'
@@ -166,11 +216,48 @@ LANGUAGE C STABLE ROWS 1;
 COMMENT ON FUNCTION @extschema@.load_conversation(pg_catalog.uuid, pg_catalog.text) IS
 	'One live conversation of a user, or no row';
 
+CREATE FUNCTION @extschema@.changes_since(p_user_id pg_catalog.uuid, p_cursor pg_catalog.int8 DEFAULT 0)
+RETURNS TABLE (
+	conversation_id	pg_catalog.text,
+	version			pg_catalog.int8,
+	checksum		pg_catalog.text,
+	deleted			pg_catalog.bool,
+	last_modified	pg_catalog.timestamptz,
+	cursor			pg_catalog.int8)
+AS 'MODULE_PATHNAME', 'chatpersist_changes_since'
+LANGUAGE C STABLE ROWS 10;
+
+COMMENT ON FUNCTION @extschema@.changes_since(pg_catalog.uuid, pg_catalog.int8) IS
+	'A user''s conversations changed after the cursor, tombstones included, in cursor order; passing the largest cursor seen never misses a committed change';
+
+CREATE FUNCTION @extschema@.conversation_history(p_user_id pg_catalog.uuid, p_conversation_id pg_catalog.text)
+RETURNS SETOF @extschema@.history
+AS 'MODULE_PATHNAME', 'chatpersist_conversation_history'
+LANGUAGE C STABLE ROWS 10;
+
+COMMENT ON FUNCTION @extschema@.conversation_history(pg_catalog.uuid, pg_catalog.text) IS
+	'The archived versions of a conversation, newest first, with how each was replaced and the message copies that lost a conflict';
+
+CREATE FUNCTION @extschema@.stats()
+RETURNS TABLE (name pg_catalog.text, value pg_catalog.int8)
+AS 'MODULE_PATHNAME', 'chatpersist_stats'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION @extschema@.stats() IS
+	'Counters of saves by status, merges, conflicts, stale direct updates and rejected inputs; cluster-wide when chatpersist is in shared_preload_libraries (row cluster_wide = 1), else this session''s';
+
 --
 -- No privileges for anyone but the owner until granted (see docs/)
 --
 
 REVOKE ALL ON FUNCTION @extschema@.conversations_guard() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.conversations_notify() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.append_messages(pg_catalog.uuid, pg_catalog.text, pg_catalog.jsonb, pg_catalog.int8) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.delete_conversation(pg_catalog.uuid, pg_catalog.text, pg_catalog.int8) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.restore_version(pg_catalog.uuid, pg_catalog.text, pg_catalog.int8) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.changes_since(pg_catalog.uuid, pg_catalog.int8) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.conversation_history(pg_catalog.uuid, pg_catalog.text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.checksum(pg_catalog.jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.merge_messages(pg_catalog.jsonb, pg_catalog.jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.merge_messages(pg_catalog.jsonb, pg_catalog.jsonb, pg_catalog.jsonb) FROM PUBLIC;

@@ -5,8 +5,8 @@
  *	  backend-local note through which the save path tells the guard
  *	  trigger which row it computed itself.
  *
- * Nothing here touches shared memory; every variable is backend-local, so
- * no locking is needed.  The GUC limits are read by the save path and the
+ * Apart from the counters of stats.c (set up from here, see that file),
+ * every variable is backend-local, so no locking is needed.  The GUC limits are read by the save path and the
  * trigger at the moment they validate, so a SET takes effect for the next
  * statement.
  *
@@ -35,6 +35,7 @@ int			cp_history_depth = 10;
 int			cp_max_messages = 50000;
 int			cp_max_conversation_bytes = 64 * 1024 * 1024;
 bool		cp_debug = false;
+bool		cp_notify = false;
 
 /* The trusted-write note, see chatpersist.h */
 CpWriteNote CpPendingWrite;
@@ -94,7 +95,18 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("chatpersist.notify",
+							 "Sends a notification for every committed change of a conversation.",
+							 "When on, each change sends NOTIFY chatpersist_changes with a JSON payload of user id, conversation id, version, checksum and deleted flag (never message content), delivered at commit.",
+							 &cp_notify,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("chatpersist");
+
+	CpStatsInit();
 
 	RegisterXactCallback(clear_note_at_xact_end, NULL);
 	RegisterSubXactCallback(clear_note_at_subxact_end, NULL);
@@ -139,7 +151,7 @@ CpClearPendingWrite(void)
 void
 CpNullArgument(const char *argname)
 {
-	ereport(ERROR,
+	CpReject(
 			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 			 errmsg("argument \"%s\" must not be null", argname),
 			 errhint("Pass a value; chatpersist functions do not return NULL for NULL input.")));

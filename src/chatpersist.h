@@ -10,9 +10,13 @@
  *	checksum.c		XXH3-64 of the canonical text of a jsonb value, streamed
  *	messages.c		validation of message arrays, lookup by id, array building
  *	merge.c			two- and three-way merge of message arrays
- *	save.c			save_conversation: row lock, version compare-and-swap
- *	load.c			load_conversations, load_conversation
- *	trigger.c		the guard trigger on chatpersist.conversations
+ *	save.c			the write functions: save_conversation, append_messages,
+ *					delete_conversation, restore_version (row lock, version
+ *					compare-and-swap)
+ *	load.c			the reads: load_conversations, load_conversation,
+ *					changes_since, conversation_history
+ *	trigger.c		the guard and notify triggers on chatpersist.conversations
+ *	stats.c			counters (shared memory when preloaded), stats()
  *
  * Copyright (c) 2026, chatpersist developers
  *
@@ -41,6 +45,40 @@ extern int	cp_history_depth;
 extern int	cp_max_messages;
 extern int	cp_max_conversation_bytes;
 extern bool cp_debug;
+extern bool cp_notify;
+
+/*
+ * stats.c: counters, in the order stats() reports them.
+ */
+typedef enum CpStat
+{
+	CP_STAT_CREATED,			/* writes by resulting status */
+	CP_STAT_UPDATED,
+	CP_STAT_UNCHANGED,
+	CP_STAT_MERGED,
+	CP_STAT_OVERWRITTEN,
+	CP_STAT_DELETED,
+	CP_STAT_APPENDS,			/* calls of append_messages */
+	CP_STAT_RESTORES,			/* calls of restore_version that wrote */
+	CP_STAT_MERGES,				/* merges computed by the write functions */
+	CP_STAT_CONFLICTS,			/* message-level conflicts they resolved */
+	CP_STAT_STALE_UPDATES,		/* direct UPDATEs refused with 40001 */
+	CP_STAT_INPUTS_REJECTED,	/* calls and writes refused for bad input */
+	CP_STAT_COUNT
+} CpStat;
+
+extern void CpStatsInit(void);
+extern void CpStatsAdd(CpStat stat, uint64 n);
+
+/*
+ * Raise an ERROR for bad input and count it in stats().  rest is the
+ * parenthesised list of ereport auxiliary calls.
+ */
+#define CpReject(rest) \
+	do { \
+		CpStatsAdd(CP_STAT_INPUTS_REJECTED, 1); \
+		ereport(ERROR, rest); \
+	} while (0)
 
 /*
  * checksum.c
@@ -114,6 +152,7 @@ typedef struct CpMergeResult
 
 extern void CpMerge(CpMessageArray *base, CpMessageArray *a, CpMessageArray *b,
 					CpMergeResult *result);
+extern Jsonb *CpUpsertMessages(CpMessageArray *onto, CpMessageArray *given);
 
 /*
  * chatpersist.c: the trusted-write note.

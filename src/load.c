@@ -1,12 +1,24 @@
 /*-------------------------------------------------------------------------
  *
  * load.c
- *	  load_conversations and load_conversation.
+ *	  The reads: load_conversations, load_conversation, changes_since and
+ *	  conversation_history.
  *
  * Plain reads through SPI under the caller's snapshot and privileges (so
  * row-level security applies); no locks beyond what SELECT takes.  They are
  * C rather than LANGUAGE sql because Citus cannot plan a parameterised SQL
  * function that reads a distributed table.
+ *
+ * The change cursor.  Every write stamps the row with the xid8 of its top
+ * transaction (change_xid, set by the guard trigger).  changes_since
+ * returns the rows stamped after the caller's cursor but before the xmin
+ * of its own snapshot, in stamp order, and the stamp is the row's cursor.
+ * Every transaction whose xid is below the snapshot's xmin had finished
+ * when the snapshot was taken, and every xid assigned later is at least
+ * the snapshot's xmax, so no commit can ever appear below a cursor the
+ * caller was given: a change committed by a younger transaction while an
+ * older one still runs is held back until the older one ends, late but
+ * never lost.
  *
  * Copyright (c) 2026, chatpersist developers
  *
@@ -16,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include "access/tupconvert.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -27,6 +40,8 @@
 
 static SPIPlanPtr load_all_plan = NULL;
 static SPIPlanPtr load_one_plan = NULL;
+static SPIPlanPtr changes_plan = NULL;
+static SPIPlanPtr history_plan = NULL;
 
 static void load_into_tuplestore(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
 								 const char *sql, int nargs, Oid *types,
@@ -89,15 +104,92 @@ chatpersist_load_conversation(PG_FUNCTION_ARGS)
 }
 
 /*
+ * changes_since(p_user_id uuid, p_cursor bigint DEFAULT 0)
+ *		RETURNS TABLE(conversation_id text, version bigint, checksum text,
+ *					  deleted boolean, last_modified timestamptz,
+ *					  cursor bigint)
+ *
+ * p_user_id: whose conversations (NULL: 22004).  p_cursor: the largest
+ * cursor the device has seen, 0 (or NULL) for everything; negative: 22023.
+ * Returns the conversations, tombstones included, changed after the
+ * cursor, in cursor order (see the file header for why none is missed).
+ */
+PG_FUNCTION_INFO_V1(chatpersist_changes_since);
+Datum
+chatpersist_changes_since(PG_FUNCTION_ARGS)
+{
+	Datum		args[2];
+	Oid			types[2] = {UUIDOID, INT8OID};
+	int64		cursor = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
+
+	if (PG_ARGISNULL(0))
+		CpNullArgument("p_user_id");
+	if (cursor < 0)
+		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				  errmsg("cursor must not be negative"),
+				  errdetail("The cursor is " INT64_FORMAT ".", cursor),
+				  errhint("Pass 0 to read every change, then the largest cursor returned so far.")));
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = Int64GetDatum(cursor);
+
+	load_into_tuplestore(fcinfo, &changes_plan,
+						 "SELECT id, version, checksum, deleted, last_modified, "
+						 "change_xid::pg_catalog.text::pg_catalog.int8 "
+						 "FROM " CP_CONVERSATIONS " "
+						 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+						 "AND change_xid OPERATOR(pg_catalog.>) $2::pg_catalog.text::pg_catalog.xid8 "
+						 "AND change_xid OPERATOR(pg_catalog.<) "
+						 "pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) "
+						 "ORDER BY change_xid, id",
+						 2, types, args);
+	return (Datum) 0;
+}
+
+/*
+ * conversation_history(p_user_id uuid, p_conversation_id text)
+ *		RETURNS SETOF history
+ *
+ * p_user_id, p_conversation_id: the key (NULL: 22004).  Returns the
+ * archived versions of the conversation, newest first: each row is the
+ * content a write replaced, how it was replaced (replaced_by) and the
+ * incoming message copies that lost a conflict in that write (discarded).
+ */
+PG_FUNCTION_INFO_V1(chatpersist_conversation_history);
+Datum
+chatpersist_conversation_history(PG_FUNCTION_ARGS)
+{
+	Datum		args[2];
+	Oid			types[2] = {UUIDOID, TEXTOID};
+
+	if (PG_ARGISNULL(0))
+		CpNullArgument("p_user_id");
+	if (PG_ARGISNULL(1))
+		CpNullArgument("p_conversation_id");
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+
+	load_into_tuplestore(fcinfo, &history_plan,
+						 "SELECT * FROM " CP_HISTORY " "
+						 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+						 "AND conversation_id OPERATOR(pg_catalog.=) $2 "
+						 "ORDER BY version DESC",
+						 2, types, args);
+	return (Datum) 0;
+}
+
+/*
  * Run a read-only query (its plan prepared on first use into *plan) and
  * hand its rows to the caller as a materialized set.  The rows are copied
- * into the tuplestore before SPI_finish.
+ * into the tuplestore before SPI_finish.  They are matched to the result
+ * type by position: a row type keeps its dropped columns, which SELECT *
+ * leaves out, so a table that had a column dropped needs the conversion.
  */
 static void
 load_into_tuplestore(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
 					 const char *sql, int nargs, Oid *types, Datum *args)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleConversionMap *map;
 	int			rc;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
@@ -110,8 +202,16 @@ load_into_tuplestore(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 
+	map = convert_tuples_by_position(SPI_tuptable->tupdesc, rsinfo->setDesc,
+									 "chatpersist: query result does not match the function's result type");
 	for (uint64 i = 0; i < SPI_processed; i++)
-		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+
+		if (map != NULL)
+			tup = execute_attr_map_tuple(tup, map);
+		tuplestore_puttuple(rsinfo->setResult, tup);
+	}
 
 	SPI_finish();
 }

@@ -56,6 +56,35 @@ static int	compare_order_key_qsort(const void *a, const void *b);
 static Datum merge_sql(FunctionCallInfo fcinfo, bool has_base);
 
 /*
+ * The array a device means when it sends only some messages (append): the
+ * messages of onto, each replaced by given's copy when given has its id,
+ * followed by given's other messages in given's order.  Returns a new
+ * jsonb array; neither input changes.
+ */
+Jsonb *
+CpUpsertMessages(CpMessageArray *onto, CpMessageArray *given)
+{
+	int		   *onto_match = palloc(sizeof(int) * Max(onto->nmsgs, 1));
+	int		   *given_match = palloc(sizeof(int) * Max(given->nmsgs, 1));
+	CpMessage **out = palloc(sizeof(CpMessage *) * Max(onto->nmsgs + given->nmsgs, 1));
+	int			nout = 0;
+	Jsonb	   *result;
+
+	match_by_id(onto, given, onto_match, given_match);
+	for (int i = 0; i < onto->nmsgs; i++)
+		out[nout++] = onto_match[i] >= 0 ? &given->msgs[onto_match[i]] : &onto->msgs[i];
+	for (int j = 0; j < given->nmsgs; j++)
+		if (given_match[j] < 0)
+			out[nout++] = &given->msgs[j];
+
+	result = CpBuildArray(out, nout);
+	pfree(onto_match);
+	pfree(given_match);
+	pfree(out);
+	return result;
+}
+
+/*
  * Merge a and b, against base if not NULL.  See the file header for the
  * rules.  Fills *result; result->merged is a new jsonb array.
  */

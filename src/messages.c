@@ -25,6 +25,7 @@
 
 #include <math.h>
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -62,7 +63,7 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 	int			i;
 
 	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
-		ereport(ERROR,
+		CpReject(
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a JSON array of message objects", argname),
 				 errdetail("Found a JSON %s.",
@@ -91,7 +92,7 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 		CHECK_FOR_INTERRUPTS();
 
 		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
-			ereport(ERROR,
+			CpReject(
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("message %d of %s is not a JSON object", i, argname),
 					 errdetail("Found a JSON %s.", jsonb_type_name(&v)),
@@ -115,7 +116,7 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 		CpMessage  *b = out->byid[i];
 
 		if (CpCompareIds(a->id, a->idlen, b->id, b->idlen) == 0)
-			ereport(ERROR,
+			CpReject(
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("message %d of %s repeats the \"id\" of message %d",
 							b->index, argname, a->index),
@@ -135,7 +136,7 @@ CpCheckLimits(Jsonb *jb, int nmsgs, const char *argname)
 	Size		bytes = VARSIZE(jb);
 
 	if (nmsgs > cp_max_messages)
-		ereport(ERROR,
+		CpReject(
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("%s has too many messages", argname),
 				 errdetail("It has %d messages; chatpersist.max_messages allows %d.",
@@ -143,7 +144,7 @@ CpCheckLimits(Jsonb *jb, int nmsgs, const char *argname)
 				 errhint("Split the conversation, or ask an administrator to raise chatpersist.max_messages.")));
 
 	if (bytes > (Size) cp_max_conversation_bytes)
-		ereport(ERROR,
+		CpReject(
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("%s is too large", argname),
 				 errdetail("It takes %zu bytes; chatpersist.max_conversation_bytes allows %d.",
@@ -158,7 +159,7 @@ void
 CpCheckMetadata(Jsonb *jb, const char *argname)
 {
 	if (!JB_ROOT_IS_OBJECT(jb))
-		ereport(ERROR,
+		CpReject(
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a JSON object", argname),
 				 errdetail("Found a JSON %s.",
@@ -172,7 +173,7 @@ void
 CpCheckConversationId(const char *id, int len)
 {
 	if (len < 1 || len > CP_MAX_ID_BYTES)
-		ereport(ERROR,
+		CpReject(
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("conversation id must have 1 to %d bytes", CP_MAX_ID_BYTES),
 				 errdetail("The conversation id has %d bytes.", len)));
@@ -323,18 +324,18 @@ parse_message(JsonbContainer *obj, int objlen, int index,
 
 	/* id: a string of 1..255 bytes */
 	if (getKeyJsonValueFromContainer(obj, "id", 2, &v) == NULL)
-		ereport(ERROR,
+		CpReject(
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("message %d of %s has no field \"id\"", index, argname),
 				 errhint("Each message is an object with a string \"id\".")));
 	if (v.type != jbvString)
-		ereport(ERROR,
+		CpReject(
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid field \"id\" in message %d of %s", index, argname),
 				 errdetail("\"id\" must be a string, not a JSON %s.",
 						   jsonb_type_name(&v))));
 	if (v.val.string.len < 1 || v.val.string.len > CP_MAX_ID_BYTES)
-		ereport(ERROR,
+		CpReject(
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid field \"id\" in message %d of %s", index, argname),
 				 errdetail("\"id\" must have 1 to %d bytes; it has %d.",
@@ -366,7 +367,7 @@ parse_message(JsonbContainer *obj, int objlen, int index,
 	if (getKeyJsonValueFromContainer(obj, "deleted", 7, &v) != NULL)
 	{
 		if (v.type != jbvBool)
-			ereport(ERROR,
+			CpReject(
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid field \"deleted\" in message %d of %s",
 							index, argname),
@@ -383,14 +384,15 @@ static void
 timestamp_error(const char *field, JsonbValue *v, int index, const char *argname)
 {
 	if (v->type == jbvString)
-		ereport(ERROR,
+		CpReject(
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid field \"%s\" in message %d of %s",
 						field, index, argname),
 				 errdetail("\"%s\" is not an ISO-8601 timestamp.",
-						   pnstrdup(v->val.string.val, Min(v->val.string.len, 64))),
+						   pnstrdup(v->val.string.val,
+									pg_mbcliplen(v->val.string.val, v->val.string.len, 64))),
 				 errhint("Write timestamps as milliseconds since the epoch, like 1732400000000, or as ISO-8601 strings, like \"2024-11-23T22:13:20Z\".")));
-	ereport(ERROR,
+	CpReject(
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid field \"%s\" in message %d of %s",
 					field, index, argname),
@@ -482,7 +484,7 @@ parse_iso8601(const char *s, int len, double *ms)
 	int			hour = 0,
 				minute = 0,
 				second = 0;
-	double		frac = 0;
+	int64		nanos = 0;		/* the fraction, exactly, to 9 digits */
 	int			offset_min = 0;
 	bool		leap;
 
@@ -509,17 +511,19 @@ parse_iso8601(const char *s, int len, double *ms)
 				return false;
 			if (p < end && (*p == '.' || *p == ','))
 			{
-				double		scale = 0.1;
+				int			digits = 0;
 
 				p++;
 				if (p >= end || *p < '0' || *p > '9')
 					return false;
 				while (p < end && *p >= '0' && *p <= '9')
 				{
-					frac += (*p - '0') * scale;
-					scale /= 10;
+					if (digits++ < 9)
+						nanos = nanos * 10 + (*p - '0');
 					p++;
 				}
+				while (digits++ < 9)
+					nanos *= 10;
 			}
 		}
 		if (hour > 23 || minute > 59 || second > 60)
@@ -558,7 +562,7 @@ parse_iso8601(const char *s, int len, double *ms)
 
 	*ms = ((double) days_from_civil(year, month, day) * 86400.0 +
 		   hour * 3600.0 + minute * 60.0 + second - offset_min * 60.0) * 1000.0 +
-		frac * 1000.0;
+		(double) nanos / 1000000.0;
 	return true;
 }
 

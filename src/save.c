@@ -1,27 +1,29 @@
 /*-------------------------------------------------------------------------
  *
  * save.c
- *	  save_conversation: the atomic save with a version compare-and-swap.
+ *	  The write functions: save_conversation, append_messages,
+ *	  delete_conversation and restore_version.  Each is one pass of
+ *	  lock, decide, write, with a version compare-and-swap.
  *
- * Concurrency: the save locks the conversation's row with SELECT ... FOR
- * UPDATE before it decides anything, so saves of one conversation are
- * serialised by the row lock.  Under READ COMMITTED a save that waited for
- * the lock sees the row as the other save left it (each SPI statement of
- * this VOLATILE function takes a fresh snapshot) and merges against it.
+ * Concurrency: a write locks the conversation's row with SELECT ... FOR
+ * UPDATE before it decides anything, so writes of one conversation are
+ * serialised by the row lock.  Under READ COMMITTED a write that waited for
+ * the lock sees the row as the other write left it (each SPI statement of
+ * these VOLATILE functions takes a fresh snapshot) and decides against it.
  * Under REPEATABLE READ and SERIALIZABLE the lock or the write raises 40001
  * when the row changed after the transaction's snapshot; that error
  * reaches the caller untouched.
  *
- * Concurrent first saves: when no row exists, the save inserts with ON
+ * Concurrent first saves: when no row exists, the write inserts with ON
  * CONFLICT DO NOTHING.  If another transaction inserted the row first, the
- * insert waits for it and inserts nothing, and the save then locks the
- * winner's row and takes the merge path, so no unique violation reaches
- * the caller.
+ * insert waits for it and inserts nothing, and the write then locks the
+ * winner's row and takes the path for an existing row (a merge, for a
+ * save), so no unique violation reaches the caller.
  *
- * The save validates, merges and checksums the messages itself; the guard
- * trigger (trigger.c) trusts those results for exactly the row described
- * by CpPendingWrite and still bumps the version, stamps the row and
- * archives the replaced content.
+ * The functions validate, merge and checksum the messages themselves; the
+ * guard trigger (trigger.c) trusts those results for exactly the row
+ * described by CpPendingWrite and still bumps the version, stamps the row
+ * and archives the replaced content.
  *
  * Copyright (c) 2026, chatpersist developers
  *
@@ -32,6 +34,8 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -41,12 +45,49 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
-#include "catalog/pg_class.h"
-#include "catalog/namespace.h"
 
 #include "chatpersist.h"
 
-/* The conversation row as locked by the save */
+/* What a call asks for */
+typedef enum WriteKind
+{
+	WRITE_SAVE,					/* save_conversation: the whole array */
+	WRITE_APPEND,				/* append_messages: some messages */
+	WRITE_DELETE,				/* delete_conversation: a tombstone */
+	WRITE_RESTORE				/* restore_version: an archived version */
+} WriteKind;
+
+typedef struct WriteRequest
+{
+	WriteKind	kind;
+	pg_uuid_t  *user_id;
+	text	   *conversation_id;
+	text	   *title;			/* NULL keeps the stored title */
+	Jsonb	   *messages;		/* save, append: the given array */
+	CpMessageArray incoming;	/* ... parsed */
+	Jsonb	   *metadata;		/* NULL keeps the stored metadata */
+	bool		force;
+	bool		has_expected;
+	int64		expected;
+	int64		restore;		/* restore: the version to restore */
+} WriteRequest;
+
+/* New content decided for the row */
+typedef struct NewContent
+{
+	text	   *title;
+	Jsonb	   *messages;
+	Jsonb	   *metadata;
+	bool		deleted;
+	char		checksum[CP_CHECKSUM_LEN + 1];
+	int32		count;
+	const char *status;			/* returned to the caller */
+	const char *replaced_by;	/* history's replaced_by for this write */
+	Jsonb	   *discarded;		/* losing incoming copies, or NULL */
+	int32		conflicts;
+} NewContent;
+
+/* The conversation row as locked by the write */
 typedef struct StoredRow
 {
 	int64		version;
@@ -54,28 +95,62 @@ typedef struct StoredRow
 	int32		message_count;
 	bool		deleted;
 	text	   *title;
-	Datum		metadata;		/* jsonb, maybe toasted */
-	Datum		messages;		/* jsonb, maybe toasted */
+	Jsonb	   *metadata;
+	Datum		messages_datum; /* as stored, maybe toasted */
+	Jsonb	   *messages;		/* detoasted on first use, see stored_messages */
 } StoredRow;
+
+/* An archived version */
+typedef struct ArchivedRow
+{
+	text	   *title;
+	Jsonb	   *messages;
+	Jsonb	   *metadata;
+	Jsonb	   *discarded;		/* NULL if none */
+} ArchivedRow;
+
+/* What the call returns */
+typedef struct WriteOutcome
+{
+	const char *status;
+	bool		has_version;	/* false: version and checksum are NULL */
+	int64		version;
+	int64		stored_version;
+	char		checksum[CP_CHECKSUM_LEN + 1];
+	int32		count;
+	int32		conflicts;
+} WriteOutcome;
 
 /* Plans prepared on first use and kept for the life of the backend */
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr update_plan = NULL;
-static SPIPlanPtr base_plan = NULL;
+static SPIPlanPtr archived_plan = NULL;
 
-static bool lock_row(Datum user_id, Datum conversation_id, StoredRow *row);
-static bool insert_row(Datum user_id, Datum conversation_id, Datum title,
-					   Datum messages, Datum metadata, int64 *version);
-static int64 update_row(Datum user_id, Datum conversation_id, Datum title,
-						Datum messages, Datum metadata);
-static int	execute_noted(SPIPlanPtr plan, Datum *args);
-static Jsonb *fetch_base(Datum user_id, Datum conversation_id, int64 version);
-static void set_note(pg_uuid_t *user_id, text *conversation_id, Jsonb *messages,
-					 const char *checksum, int32 count, const char *status,
-					 Jsonb *discarded);
+static Datum write_entry(FunctionCallInfo fcinfo, WriteRequest *req);
+static void do_write(WriteRequest *req, WriteOutcome *out);
+static bool create_row(WriteRequest *req, WriteOutcome *out);
+static void decide_save(WriteRequest *req, StoredRow *row, NewContent *nc);
+static void decide_append(WriteRequest *req, StoredRow *row, NewContent *nc);
+static bool decide_delete(WriteRequest *req, StoredRow *row, NewContent *nc);
+static void decide_restore(WriteRequest *req, StoredRow *row, NewContent *nc);
+static void merge_into(CpMessageArray *base, StoredRow *row,
+					   CpMessageArray *incoming, NewContent *nc);
+static void take_messages(NewContent *nc, Jsonb *messages, const char *what);
+static bool same_content(NewContent *nc, StoredRow *row);
+static bool losers_kept(WriteRequest *req, StoredRow *row, NewContent *nc);
+static Jsonb *stored_messages(StoredRow *row);
+static bool lock_row(WriteRequest *req, StoredRow *row);
+static void read_key(FunctionCallInfo fcinfo, WriteRequest *req);
+static bool insert_row(WriteRequest *req, NewContent *nc, int64 *version);
+static int64 update_row(WriteRequest *req, NewContent *nc);
+static void set_note(WriteRequest *req, NewContent *nc);
+static bool fetch_archived(WriteRequest *req, int64 version, ArchivedRow *ar);
 static bool same_jsonb_text(Jsonb *a, Jsonb *b);
+static bool same_text(text *a, text *b);
+static Jsonb *empty_jsonb(bool object);
 static Oid	extension_table_owner(void);
+static void count_outcome(WriteOutcome *out);
 
 /*
  * save_conversation(p_user_id uuid, p_conversation_id text, p_title text,
@@ -103,208 +178,544 @@ PG_FUNCTION_INFO_V1(chatpersist_save_conversation);
 Datum
 chatpersist_save_conversation(PG_FUNCTION_ARGS)
 {
-	pg_uuid_t  *user_id;
-	text	   *conversation_id;
-	text	   *title;
-	Jsonb	   *messages;
-	bool		force;
-	bool		has_expected;
-	int64		expected = 0;
-	Jsonb	   *metadata;
-	CpMessageArray incoming;
-	char		in_checksum[CP_CHECKSUM_LEN + 1];
-	StoredRow	row;
-	const char *status;
-	int64		version = 0;
-	int64		stored_version = 0;
-	char		checksum[CP_CHECKSUM_LEN + 1];
-	int32		count = 0;
-	int32		conflicts = 0;
-	TupleDesc	tupdesc;
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, false, false};
-	MemoryContext callcxt = CurrentMemoryContext;
+	WriteRequest req = {0};
 
+	req.kind = WRITE_SAVE;
+	read_key(fcinfo, &req);
+	if (PG_ARGISNULL(3))
+		CpNullArgument("p_messages");
+	req.title = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
+	req.messages = PG_GETARG_JSONB_P(3);
+	req.force = PG_ARGISNULL(4) ? false : PG_GETARG_BOOL(4);
+	req.has_expected = !PG_ARGISNULL(5);
+	req.expected = req.has_expected ? PG_GETARG_INT64(5) : 0;
+	req.metadata = PG_ARGISNULL(6) ? NULL : PG_GETARG_JSONB_P(6);
+	return write_entry(fcinfo, &req);
+}
+
+/*
+ * append_messages(p_user_id uuid, p_conversation_id text, p_messages jsonb,
+ *				   p_expected_version bigint DEFAULT NULL) RETURNS save_result
+ *
+ * p_messages: only the messages to add or update (NULL: 22004).  The call
+ * means "the conversation as I last saw it, plus these messages": the
+ * version the device saw (p_expected_version; NULL: the stored version)
+ * with each given message replacing its copy by id, new ones appended in
+ * the given order.  If that is the stored version the result is written
+ * directly (updated); if it is older, it is merged with the stored
+ * conversation exactly as a stale save_conversation is (merged).  Creates
+ * a missing conversation (created).  A retry is unchanged.
+ */
+PG_FUNCTION_INFO_V1(chatpersist_append_messages);
+Datum
+chatpersist_append_messages(PG_FUNCTION_ARGS)
+{
+	WriteRequest req = {0};
+
+	req.kind = WRITE_APPEND;
+	read_key(fcinfo, &req);
+	if (PG_ARGISNULL(2))
+		CpNullArgument("p_messages");
+	req.messages = PG_GETARG_JSONB_P(2);
+	req.has_expected = !PG_ARGISNULL(3);
+	req.expected = req.has_expected ? PG_GETARG_INT64(3) : 0;
+	return write_entry(fcinfo, &req);
+}
+
+/*
+ * delete_conversation(p_user_id uuid, p_conversation_id text,
+ *					   p_expected_version bigint DEFAULT NULL)
+ *		RETURNS save_result
+ *
+ * Turns the conversation into a tombstone: deleted = true, messages [],
+ * a new version (status deleted), the replaced content kept in history.
+ * With p_expected_version, a conversation changed since that version is
+ * not deleted: 40001, so that a device never deletes messages it has not
+ * seen.  Deleting a tombstone again is unchanged; deleting a conversation
+ * that does not exist is unchanged with a NULL version and checksum.
+ */
+PG_FUNCTION_INFO_V1(chatpersist_delete_conversation);
+Datum
+chatpersist_delete_conversation(PG_FUNCTION_ARGS)
+{
+	WriteRequest req = {0};
+
+	req.kind = WRITE_DELETE;
+	read_key(fcinfo, &req);
+	req.has_expected = !PG_ARGISNULL(2);
+	req.expected = req.has_expected ? PG_GETARG_INT64(2) : 0;
+	return write_entry(fcinfo, &req);
+}
+
+/*
+ * restore_version(p_user_id uuid, p_conversation_id text, p_version bigint)
+ *		RETURNS save_result
+ *
+ * p_version: an archived version of the conversation (NULL: 22004; not in
+ * history: 22023).  Writes its title, messages and metadata as a new
+ * version (status updated; history's replaced_by says restored), reviving
+ * a deleted conversation; nothing is rewritten in place.  A conversation
+ * removed with a plain DELETE is created again (status created).
+ * Restoring content equal to the current one is unchanged.
+ */
+PG_FUNCTION_INFO_V1(chatpersist_restore_version);
+Datum
+chatpersist_restore_version(PG_FUNCTION_ARGS)
+{
+	WriteRequest req = {0};
+
+	req.kind = WRITE_RESTORE;
+	read_key(fcinfo, &req);
+	if (PG_ARGISNULL(2))
+		CpNullArgument("p_version");
+	req.restore = PG_GETARG_INT64(2);
+	return write_entry(fcinfo, &req);
+}
+
+/*
+ * Read and check the key, the first two arguments of every write function.
+ */
+static void
+read_key(FunctionCallInfo fcinfo, WriteRequest *req)
+{
 	if (PG_ARGISNULL(0))
 		CpNullArgument("p_user_id");
 	if (PG_ARGISNULL(1))
 		CpNullArgument("p_conversation_id");
-	if (PG_ARGISNULL(3))
-		CpNullArgument("p_messages");
+	req->user_id = PG_GETARG_UUID_P(0);
+	req->conversation_id = PG_GETARG_TEXT_PP(1);
+}
 
-	user_id = PG_GETARG_UUID_P(0);
-	conversation_id = PG_GETARG_TEXT_PP(1);
-	CpCheckConversationId(VARDATA_ANY(conversation_id),
-						  VARSIZE_ANY_EXHDR(conversation_id));
-	title = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
-	messages = PG_GETARG_JSONB_P(3);
-	force = PG_ARGISNULL(4) ? false : PG_GETARG_BOOL(4);
-	has_expected = !PG_ARGISNULL(5);
-	if (has_expected)
-		expected = PG_GETARG_INT64(5);
-	metadata = PG_ARGISNULL(6) ? NULL : PG_GETARG_JSONB_P(6);
-	if (metadata != NULL)
-		CpCheckMetadata(metadata, "p_metadata");
+/*
+ * The part every write function shares: validate the input, do the write
+ * and build the save_result.
+ */
+static Datum
+write_entry(FunctionCallInfo fcinfo, WriteRequest *req)
+{
+	TupleDesc	tupdesc;
+	WriteOutcome out = {0};
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+	MemoryContext callcxt = CurrentMemoryContext;
+
+	CpCheckConversationId(VARDATA_ANY(req->conversation_id),
+						  VARSIZE_ANY_EXHDR(req->conversation_id));
+	if (req->metadata != NULL)
+		CpCheckMetadata(req->metadata, "p_metadata");
+	if (req->messages != NULL)
+		CpParseMessages(req->messages, "p_messages", true, &req->incoming);
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	/* Validate and checksum the device's messages before touching the row */
-	CpParseMessages(messages, "p_messages", true, &incoming);
-	CpChecksumContainer(&messages->root, in_checksum);
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	do_write(req, &out);
+	count_outcome(&out);
+	if (req->kind == WRITE_APPEND)
+		CpStatsAdd(CP_STAT_APPENDS, 1);
+	else if (req->kind == WRITE_RESTORE && strcmp(out.status, "unchanged") != 0)
+		CpStatsAdd(CP_STAT_RESTORES, 1);
 
-	if (!lock_row(UUIDPGetDatum(user_id), PointerGetDatum(conversation_id), &row))
-	{
-		Datum		new_title = title ? PointerGetDatum(title) : CStringGetTextDatum("");
-		Datum		new_metadata = metadata ? JsonbPGetDatum(metadata) :
-			DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
-		bool		inserted;
-
-		set_note(user_id, conversation_id, messages, in_checksum,
-				 incoming.nlive, "created", NULL);
-		inserted = insert_row(UUIDPGetDatum(user_id),
-							  PointerGetDatum(conversation_id),
-							  new_title, JsonbPGetDatum(messages),
-							  new_metadata, &version);
-
-		if (inserted)
-		{
-			status = "created";
-			strcpy(checksum, in_checksum);
-			count = incoming.nlive;
-			goto done;
-		}
-
-		/* A concurrent first save won: merge into its row */
-		if (!lock_row(UUIDPGetDatum(user_id), PointerGetDatum(conversation_id), &row))
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("conversation \"%s\" was modified concurrently",
-							text_to_cstring(conversation_id)),
-					 errdetail("It was created and removed by other transactions during this save."),
-					 errhint("Retry the save.")));
-	}
-
-	stored_version = row.version;
-
-	{
-		Jsonb	   *new_messages;
-		text	   *new_title = title ? title : row.title;
-		Jsonb	   *new_metadata;
-		Jsonb	   *stored_metadata = DatumGetJsonbP(row.metadata);
-		Jsonb	   *discarded = NULL;
-		char		new_checksum[CP_CHECKSUM_LEN + 1];
-		int32		new_count;
-
-		new_metadata = metadata ? metadata : stored_metadata;
-
-		if (row.deleted)
-		{
-			/* Saving to a tombstone revives it with the device's messages */
-			status = "created";
-			new_messages = messages;
-			strcpy(new_checksum, in_checksum);
-			new_count = incoming.nlive;
-		}
-		else if (force || (has_expected && expected == row.version))
-		{
-			status = force ? "overwritten" : "updated";
-			new_messages = messages;
-			strcpy(new_checksum, in_checksum);
-			new_count = incoming.nlive;
-		}
-		else
-		{
-			CpMessageArray stored;
-			CpMessageArray base;
-			Jsonb	   *base_jb = NULL;
-			CpMergeResult mr;
-
-			if (has_expected && expected >= 1 && expected < row.version)
-				base_jb = fetch_base(UUIDPGetDatum(user_id),
-									 PointerGetDatum(conversation_id), expected);
-			if (base_jb != NULL)
-				CpParseMessages(base_jb, "the base version", false, &base);
-
-			CpParseMessages(DatumGetJsonbP(row.messages), "the stored conversation",
-							false, &stored);
-			CpMerge(base_jb ? &base : NULL, &stored, &incoming, &mr);
-			CpCheckLimits(mr.merged, mr.nmsgs, "the merged conversation");
-
-			status = "merged";
-			new_messages = mr.merged;
-			CpChecksumContainer(&new_messages->root, new_checksum);
-			new_count = mr.nlive;
-			conflicts = mr.conflicts;
-			if (mr.nb_lost > 0)
-				discarded = CpBuildArray(mr.b_lost, mr.nb_lost);
-			if (metadata != NULL)
-				new_metadata = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
-																  JsonbPGetDatum(stored_metadata),
-																  JsonbPGetDatum(metadata)));
-		}
-
-		if (!row.deleted &&
-			strcmp(new_checksum, row.checksum) == 0 &&
-			VARSIZE_ANY_EXHDR(new_title) == VARSIZE_ANY_EXHDR(row.title) &&
-			memcmp(VARDATA_ANY(new_title), VARDATA_ANY(row.title),
-				   VARSIZE_ANY_EXHDR(new_title)) == 0 &&
-			same_jsonb_text(new_metadata, stored_metadata) &&
-			same_jsonb_text(new_messages, DatumGetJsonbP(row.messages)))
-		{
-			/* Same content: write nothing, keep the version */
-			status = "unchanged";
-			version = row.version;
-			strcpy(checksum, row.checksum);
-			count = row.message_count;
-		}
-		else
-		{
-			set_note(user_id, conversation_id, new_messages, new_checksum,
-					 new_count, status, discarded);
-			version = update_row(UUIDPGetDatum(user_id),
-								 PointerGetDatum(conversation_id),
-								 PointerGetDatum(new_title),
-								 JsonbPGetDatum(new_messages),
-								 JsonbPGetDatum(new_metadata));
-			strcpy(checksum, new_checksum);
-			count = new_count;
-		}
-	}
-
-done:
 	if (cp_debug)
-	{
-		char	   *cid = text_to_cstring(conversation_id);
-		char	   *uid = DatumGetCString(DirectFunctionCall1(uuid_out,
-															  UUIDPGetDatum(user_id)));
-
 		ereport(LOG,
-				(errmsg("chatpersist: save of conversation \"%s\" of user %s: %s",
-						cid, uid, status),
-				 errdetail("Expected version %s%s, stored version %lld, new version %lld, %d incoming messages, %d live messages, %d conflicts, checksum %s.",
-						   has_expected ? "" : "none",
-						   has_expected ? psprintf("%lld", (long long) expected) : "",
-						   (long long) stored_version, (long long) version,
-						   incoming.nmsgs, count, conflicts, checksum)));
-	}
+				(errmsg("chatpersist: %s of conversation \"%s\" of user %s: %s",
+						req->kind == WRITE_SAVE ? "save" :
+						req->kind == WRITE_APPEND ? "append" :
+						req->kind == WRITE_DELETE ? "delete" : "restore",
+						text_to_cstring(req->conversation_id),
+						DatumGetCString(DirectFunctionCall1(uuid_out,
+															UUIDPGetDatum(req->user_id))),
+						out.status),
+				 errdetail("Expected version %s, stored version %lld, new version %lld, %d incoming messages, %d live messages, %d conflicts, checksum %s.",
+						   req->has_expected ?
+						   psprintf("%lld", (long long) req->expected) : "none",
+						   (long long) out.stored_version,
+						   (long long) out.version,
+						   req->messages ? req->incoming.nmsgs : 0,
+						   out.count, out.conflicts,
+						   out.has_version ? out.checksum : "none")));
 
 	SPI_finish();
 
 	/* Build the result in the caller's context */
 	MemoryContextSwitchTo(callcxt);
 	tupdesc = BlessTupleDesc(tupdesc);
-	values[0] = CStringGetTextDatum(status);
-	values[1] = PointerGetDatum(conversation_id);
-	values[2] = Int64GetDatum(version);
-	values[3] = CStringGetTextDatum(checksum);
-	values[4] = Int32GetDatum(count);
-	values[5] = Int32GetDatum(conflicts);
+	values[0] = CStringGetTextDatum(out.status);
+	values[1] = PointerGetDatum(req->conversation_id);
+	values[2] = Int64GetDatum(out.version);
+	nulls[2] = !out.has_version;
+	values[3] = out.has_version ? CStringGetTextDatum(out.checksum) : (Datum) 0;
+	nulls[3] = !out.has_version;
+	values[4] = Int32GetDatum(out.count);
+	values[5] = Int32GetDatum(out.conflicts);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * Lock the row (creating it if missing), decide the new content, and write
+ * it unless it equals what is stored.  Runs inside SPI_connect.
+ */
+static void
+do_write(WriteRequest *req, WriteOutcome *out)
+{
+	StoredRow	row;
+	NewContent	nc = {0};
+
+	/*
+	 * Lock the row, or create it.  If a concurrent first write wins the
+	 * insert, continue on its row; if that row is removed again before we
+	 * lock it, start over.
+	 */
+	while (!lock_row(req, &row))
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (create_row(req, out))
+			return;
+	}
+	out->stored_version = row.version;
+
+	switch (req->kind)
+	{
+		case WRITE_SAVE:
+			decide_save(req, &row, &nc);
+			break;
+		case WRITE_APPEND:
+			decide_append(req, &row, &nc);
+			break;
+		case WRITE_DELETE:
+			if (!decide_delete(req, &row, &nc))
+			{
+				out->status = "unchanged";
+				out->has_version = true;
+				out->version = row.version;
+				strcpy(out->checksum, row.checksum);
+				out->count = row.message_count;
+				return;
+			}
+			break;
+		case WRITE_RESTORE:
+			decide_restore(req, &row, &nc);
+			break;
+	}
+
+	out->conflicts = nc.conflicts;
+	out->has_version = true;
+	if (same_content(&nc, &row) && losers_kept(req, &row, &nc))
+	{
+		/* Same content: write nothing, keep the version */
+		out->status = "unchanged";
+		out->version = row.version;
+		strcpy(out->checksum, row.checksum);
+		out->count = row.message_count;
+		return;
+	}
+
+	out->status = nc.status;
+	out->version = update_row(req, &nc);
+	strcpy(out->checksum, nc.checksum);
+	out->count = nc.count;
+}
+
+/*
+ * No row exists: insert one (save, append: the given messages; restore:
+ * the archived version; delete: nothing to do).  Returns false if a
+ * concurrent transaction's row is in the way.
+ */
+static bool
+create_row(WriteRequest *req, WriteOutcome *out)
+{
+	NewContent	nc = {0};
+
+	switch (req->kind)
+	{
+		case WRITE_DELETE:
+			out->status = "unchanged";
+			out->has_version = false;
+			return true;
+		case WRITE_RESTORE:
+			{
+				ArchivedRow ar;
+
+				if (!fetch_archived(req, req->restore, &ar))
+					CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							  errmsg("version " INT64_FORMAT " of conversation \"%s\" is not in history",
+									 req->restore, text_to_cstring(req->conversation_id)),
+							  errhint("chatpersist.conversation_history() lists the versions that can be restored.")));
+				nc.title = ar.title;
+				nc.metadata = ar.metadata;
+				take_messages(&nc, ar.messages, "the restored version");
+			}
+			break;
+		case WRITE_SAVE:
+		case WRITE_APPEND:
+			nc.title = req->title ? req->title : cstring_to_text("");
+			nc.metadata = req->metadata ? req->metadata : empty_jsonb(true);
+			nc.messages = req->messages;
+			CpChecksumContainer(&req->messages->root, nc.checksum);
+			nc.count = req->incoming.nlive;
+			break;
+	}
+	nc.status = "created";
+	nc.replaced_by = "created";
+
+	if (!insert_row(req, &nc, &out->version))
+		return false;
+
+	out->status = "created";
+	out->has_version = true;
+	strcpy(out->checksum, nc.checksum);
+	out->count = nc.count;
+	return true;
+}
+
+/*
+ * save_conversation on an existing row.  See the function's comment.
+ */
+static void
+decide_save(WriteRequest *req, StoredRow *row, NewContent *nc)
+{
+	nc->title = req->title ? req->title : row->title;
+	nc->metadata = req->metadata ? req->metadata : row->metadata;
+
+	if (row->deleted || req->force ||
+		(req->has_expected && req->expected == row->version))
+	{
+		/* Revive a tombstone, force, or fast-forward: the array replaces */
+		nc->status = row->deleted ? "created" :
+			req->force ? "overwritten" : "updated";
+		nc->messages = req->messages;
+		CpChecksumContainer(&req->messages->root, nc->checksum);
+		nc->count = req->incoming.nlive;
+	}
+	else
+	{
+		CpMessageArray base;
+		ArchivedRow ar;
+		bool		has_base = false;
+
+		if (req->has_expected && req->expected >= 1 &&
+			req->expected < row->version &&
+			fetch_archived(req, req->expected, &ar))
+		{
+			CpParseMessages(ar.messages, "the base version", false, &base);
+			has_base = true;
+		}
+		merge_into(has_base ? &base : NULL, row, &req->incoming, nc);
+
+		/* one device's metadata keys do not erase another's */
+		if (req->metadata != NULL)
+			nc->metadata = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+															  JsonbPGetDatum(row->metadata),
+															  JsonbPGetDatum(req->metadata)));
+	}
+	nc->replaced_by = nc->status;
+}
+
+/*
+ * append_messages on an existing row.  See the function's comment.
+ */
+static void
+decide_append(WriteRequest *req, StoredRow *row, NewContent *nc)
+{
+	nc->title = row->title;
+	nc->metadata = row->metadata;
+
+	if (row->deleted)
+	{
+		/* Revive a tombstone with the given messages */
+		nc->status = "created";
+		nc->messages = req->messages;
+		CpChecksumContainer(&req->messages->root, nc->checksum);
+		nc->count = req->incoming.nlive;
+	}
+	else if (!req->has_expected || req->expected == row->version)
+	{
+		CpMessageArray stored;
+
+		CpParseMessages(stored_messages(row), "the stored conversation", false, &stored);
+		nc->status = "updated";
+		take_messages(nc, CpUpsertMessages(&stored, &req->incoming),
+					  "the resulting conversation");
+	}
+	else
+	{
+		CpMessageArray base;
+		CpMessageArray seen;
+		ArchivedRow ar;
+
+		if (req->expected >= 1 && req->expected < row->version &&
+			fetch_archived(req, req->expected, &ar))
+		{
+			/* The device's view: the version it saw, plus its messages */
+			CpParseMessages(ar.messages, "the base version", false, &base);
+			CpParseMessages(CpUpsertMessages(&base, &req->incoming),
+							"the resulting conversation", true, &seen);
+			merge_into(&base, row, &seen, nc);
+		}
+		else
+			merge_into(NULL, row, &req->incoming, nc);
+	}
+	nc->replaced_by = nc->status;
+}
+
+/*
+ * delete_conversation on an existing row.  Returns false if it already is
+ * a tombstone (nothing to do).
+ */
+static bool
+decide_delete(WriteRequest *req, StoredRow *row, NewContent *nc)
+{
+	if (row->deleted)
+		return false;
+	if (req->has_expected && req->expected != row->version)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("conversation \"%s\" was modified concurrently",
+						text_to_cstring(req->conversation_id)),
+				 errdetail("Expected version " INT64_FORMAT ", found " INT64_FORMAT ".",
+						   req->expected, row->version),
+				 errhint("Reload the conversation, and delete it again if it should still go.")));
+
+	nc->title = row->title;
+	nc->metadata = row->metadata;
+	nc->deleted = true;
+	nc->status = "deleted";
+	nc->replaced_by = "deleted";
+	take_messages(nc, empty_jsonb(false), "the tombstone");
+	return true;
+}
+
+/*
+ * restore_version on an existing row: the archived version's content, or
+ * the current content when the current version is named (which revives a
+ * tombstone).
+ */
+static void
+decide_restore(WriteRequest *req, StoredRow *row, NewContent *nc)
+{
+	ArchivedRow ar;
+
+	if (req->restore == row->version)
+	{
+		ar.title = row->title;
+		ar.messages = stored_messages(row);
+		ar.metadata = row->metadata;
+	}
+	else if (!fetch_archived(req, req->restore, &ar))
+		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				  errmsg("version " INT64_FORMAT " of conversation \"%s\" is not in history",
+						 req->restore, text_to_cstring(req->conversation_id)),
+				  errdetail("The current version is " INT64_FORMAT ".", row->version),
+				  errhint("chatpersist.conversation_history() lists the versions that can be restored.")));
+
+	nc->title = ar.title;
+	nc->metadata = ar.metadata;
+	nc->status = "updated";
+	nc->replaced_by = "restored";
+	take_messages(nc, ar.messages, "the restored version");
+}
+
+/*
+ * Merge incoming into the stored messages, against base when not NULL, and
+ * fill nc with the result (status merged).  The losing incoming copies go
+ * to history's discarded column.
+ */
+static void
+merge_into(CpMessageArray *base, StoredRow *row, CpMessageArray *incoming,
+		   NewContent *nc)
+{
+	CpMessageArray stored;
+	CpMergeResult mr;
+
+	CpParseMessages(stored_messages(row), "the stored conversation", false, &stored);
+	CpMerge(base, &stored, incoming, &mr);
+	CpCheckLimits(mr.merged, mr.nmsgs, "the merged conversation");
+
+	nc->status = "merged";
+	nc->messages = mr.merged;
+	CpChecksumContainer(&mr.merged->root, nc->checksum);
+	nc->count = mr.nlive;
+	nc->conflicts = mr.conflicts;
+	if (mr.nb_lost > 0)
+		nc->discarded = CpBuildArray(mr.b_lost, mr.nb_lost);
+	CpStatsAdd(CP_STAT_MERGES, 1);
+	CpStatsAdd(CP_STAT_CONFLICTS, mr.conflicts);
+}
+
+/*
+ * Make messages the new array: validate it against the limits, checksum
+ * it and count its live messages.
+ */
+static void
+take_messages(NewContent *nc, Jsonb *messages, const char *what)
+{
+	CpMessageArray arr;
+
+	CpParseMessages(messages, what, true, &arr);
+	nc->messages = messages;
+	CpChecksumContainer(&messages->root, nc->checksum);
+	nc->count = arr.nlive;
+}
+
+/*
+ * Is the new content what is stored?  Compared by canonical text, so key
+ * order and white space never make a change.
+ */
+static bool
+same_content(NewContent *nc, StoredRow *row)
+{
+	return nc->deleted == row->deleted &&
+		strcmp(nc->checksum, row->checksum) == 0 &&
+		same_text(nc->title, row->title) &&
+		same_jsonb_text(nc->metadata, row->metadata) &&
+		same_jsonb_text(nc->messages, stored_messages(row));
+}
+
+/* The stored messages, detoasted on first use */
+static Jsonb *
+stored_messages(StoredRow *row)
+{
+	if (row->messages == NULL)
+		row->messages = DatumGetJsonbP(row->messages_datum);
+	return row->messages;
+}
+
+/*
+ * A merge whose result equals the stored content would write nothing, but
+ * the incoming copies that lost a conflict must stay retrievable.  Returns
+ * true when there are none, when history is off (chatpersist.history_depth
+ * = 0), or when they are already kept: in the discarded column of the
+ * version the current one replaced, which is where a retry of the same
+ * stale write finds them.  Otherwise the caller writes a new version with
+ * the same content, and the trigger archives the losers with the replaced
+ * one.
+ */
+static bool
+losers_kept(WriteRequest *req, StoredRow *row, NewContent *nc)
+{
+	ArchivedRow ar;
+	CpMessageArray losers;
+	CpMessageArray kept;
+
+	if (nc->discarded == NULL || cp_history_depth == 0)
+		return true;
+	if (!fetch_archived(req, row->version - 1, &ar) || ar.discarded == NULL)
+		return false;
+
+	CpParseMessages(nc->discarded, "the discarded messages", false, &losers);
+	CpParseMessages(ar.discarded, "the discarded messages", false, &kept);
+	for (int i = 0; i < losers.nmsgs; i++)
+	{
+		CpMessage  *m = &losers.msgs[i];
+		CpMessage  *k = CpFindMessage(&kept, m->id, m->idlen);
+
+		if (k == NULL || !CpMessagesEqual(m, k))
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -312,9 +723,10 @@ done:
  * valid until SPI_finish).  Returns false if there is no such row.
  */
 static bool
-lock_row(Datum user_id, Datum conversation_id, StoredRow *row)
+lock_row(WriteRequest *req, StoredRow *row)
 {
-	Datum		args[2] = {user_id, conversation_id};
+	Datum		args[2] = {UUIDPGetDatum(req->user_id),
+	PointerGetDatum(req->conversation_id)};
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
@@ -341,26 +753,28 @@ lock_row(Datum user_id, Datum conversation_id, StoredRow *row)
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	row->version = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	strlcpy(row->checksum, TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull)),
-			sizeof(row->checksum));
+	text_to_cstring_buffer(DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull)),
+						   row->checksum, sizeof(row->checksum));
 	row->message_count = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 	row->deleted = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 	row->title = DatumGetTextPP(SPI_getbinval(tup, desc, 5, &isnull));
-	row->metadata = SPI_getbinval(tup, desc, 6, &isnull);
-	row->messages = SPI_getbinval(tup, desc, 7, &isnull);
+	row->metadata = DatumGetJsonbP(SPI_getbinval(tup, desc, 6, &isnull));
+	row->messages_datum = SPI_getbinval(tup, desc, 7, &isnull);
+	row->messages = NULL;
 	return true;
 }
 
 /*
- * INSERT ... ON CONFLICT DO NOTHING of the row described by CpPendingWrite.
- * Returns true and the new version if a
- * row was inserted, false if another transaction's row is in the way.
+ * INSERT ... ON CONFLICT DO NOTHING of the new row.  Returns true and the
+ * new version if a row was inserted, false if another transaction's row is
+ * in the way.
  */
 static bool
-insert_row(Datum user_id, Datum conversation_id, Datum title,
-		   Datum messages, Datum metadata, int64 *version)
+insert_row(WriteRequest *req, NewContent *nc, int64 *version)
 {
-	Datum		args[5] = {user_id, conversation_id, title, messages, metadata};
+	Datum		args[5] = {UUIDPGetDatum(req->user_id),
+		PointerGetDatum(req->conversation_id), PointerGetDatum(nc->title),
+	JsonbPGetDatum(nc->messages), JsonbPGetDatum(nc->metadata)};
 	bool		isnull;
 	int			rc;
 
@@ -376,7 +790,9 @@ insert_row(Datum user_id, Datum conversation_id, Datum title,
 								   5, types);
 	}
 
-	rc = execute_noted(insert_plan, args);
+	set_note(req, nc);
+	rc = SPI_execute_plan(insert_plan, args, NULL, false, 0);
+	CpClearPendingWrite();
 	if (rc != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -387,113 +803,122 @@ insert_row(Datum user_id, Datum conversation_id, Datum title,
 }
 
 /*
- * Write new content, described by CpPendingWrite, into the locked row; the
- * trigger bumps the version.
- * Returns the new version.
+ * Write the new content into the locked row; the trigger bumps the version
+ * and archives the replaced content.  Returns the new version.
  */
 static int64
-update_row(Datum user_id, Datum conversation_id, Datum title,
-		   Datum messages, Datum metadata)
+update_row(WriteRequest *req, NewContent *nc)
 {
-	Datum		args[5] = {user_id, conversation_id, title, messages, metadata};
+	Datum		args[6] = {UUIDPGetDatum(req->user_id),
+		PointerGetDatum(req->conversation_id), PointerGetDatum(nc->title),
+		JsonbPGetDatum(nc->messages), JsonbPGetDatum(nc->metadata),
+	BoolGetDatum(nc->deleted)};
 	bool		isnull;
 	int			rc;
 
 	if (update_plan == NULL)
 	{
-		Oid			types[5] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID};
+		Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, BOOLOID};
 
 		update_plan = CpPrepareKept("UPDATE " CP_CONVERSATIONS " "
 								   "SET title = $3, messages = $4, metadata = $5, "
-								   "deleted = false "
+								   "deleted = $6 "
 								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 								   "AND id OPERATOR(pg_catalog.=) $2 "
 								   "RETURNING version",
-								   5, types);
+								   6, types);
 	}
 
-	rc = execute_noted(update_plan, args);
+	set_note(req, nc);
+	rc = SPI_execute_plan(update_plan, args, NULL, false, 0);
+	CpClearPendingWrite();
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1)
-		elog(ERROR, "chatpersist: locked conversation row vanished during save");
+		elog(ERROR, "chatpersist: locked conversation row vanished during the write");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
- * Execute the write that CpPendingWrite describes, and forget the note (the
- * trigger normally consumes it; an error clears it through the transaction
- * callbacks of chatpersist.c).
+ * Fill the trusted-write note for the write that follows (see
+ * chatpersist.h); the caller clears it once the write returned, and an
+ * error clears it through the transaction callbacks.
  */
-static int
-execute_noted(SPIPlanPtr plan, Datum *args)
+static void
+set_note(WriteRequest *req, NewContent *nc)
 {
-	int			rc = SPI_execute_plan(plan, args, NULL, false, 0);
-
-	CpClearPendingWrite();
-	return rc;
+	CpPendingWrite.active = true;
+	memcpy(&CpPendingWrite.user_id, req->user_id, sizeof(pg_uuid_t));
+	CpPendingWrite.conversation_id = VARDATA_ANY(req->conversation_id);
+	CpPendingWrite.conversation_id_len = VARSIZE_ANY_EXHDR(req->conversation_id);
+	CpPendingWrite.messages = nc->messages;
+	strlcpy(CpPendingWrite.checksum, nc->checksum, sizeof(CpPendingWrite.checksum));
+	CpPendingWrite.message_count = nc->count;
+	CpPendingWrite.replaced_by = nc->replaced_by;
+	CpPendingWrite.discarded = nc->discarded;
 }
 
 /*
- * The messages of an archived version, the base of a three-way merge, or
- * NULL if that version has left history.  History is the extension's own
- * bookkeeping, so it is read as the table owner: the caller has already
- * proved its right to this conversation by locking its row.
+ * Read an archived version of the conversation into *ar; false if it has
+ * left history (or never was there).  History is the extension's own bookkeeping, so it is read
+ * as the table owner: callers have proved their right to the conversation
+ * by locking its row, or (restoring a removed row) must still pass the
+ * INSERT's privilege and policy checks before anything is returned.
  */
-static Jsonb *
-fetch_base(Datum user_id, Datum conversation_id, int64 version)
+static bool
+fetch_archived(WriteRequest *req, int64 version, ArchivedRow *ar)
 {
-	Datum		args[3] = {user_id, conversation_id, Int64GetDatum(version)};
+	Datum		args[3] = {UUIDPGetDatum(req->user_id),
+	PointerGetDatum(req->conversation_id), Int64GetDatum(version)};
 	Oid			save_userid;
 	int			save_sec_context;
 	bool		isnull;
+	HeapTuple	tup;
+	TupleDesc	desc;
 	int			rc;
-	Datum		d;
 
-	if (base_plan == NULL)
+	if (archived_plan == NULL)
 	{
 		Oid			types[3] = {UUIDOID, TEXTOID, INT8OID};
 
-		base_plan = CpPrepareKept("SELECT messages FROM " CP_HISTORY " "
-								 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								 "AND conversation_id OPERATOR(pg_catalog.=) $2 "
-								 "AND version OPERATOR(pg_catalog.=) $3",
-								 3, types);
+		archived_plan = CpPrepareKept("SELECT title, messages, metadata, discarded FROM " CP_HISTORY " "
+									 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									 "AND conversation_id OPERATOR(pg_catalog.=) $2 "
+									 "AND version OPERATOR(pg_catalog.=) $3",
+									 3, types);
 	}
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(extension_table_owner(),
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_NOFORCE_RLS);
-	rc = SPI_execute_plan(base_plan, args, NULL, true, 1);
+	/*
+	 * Not read_only: under READ COMMITTED that takes a fresh snapshot, which
+	 * sees the version archived by the transaction whose row lock we may
+	 * just have waited for.  The statement's snapshot would not, and the
+	 * merge would silently lose its base.
+	 */
+	rc = SPI_execute_plan(archived_plan, args, NULL, false, 1);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
-		return NULL;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? NULL : DatumGetJsonbP(d);
-}
+		return false;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	ar->title = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
+	ar->messages = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &isnull));
+	ar->metadata = DatumGetJsonbP(SPI_getbinval(tup, desc, 3, &isnull));
+	ar->discarded = NULL;
+	{
+		Datum		d = SPI_getbinval(tup, desc, 4, &isnull);
 
-/*
- * Fill the trusted-write note for the write that follows.
- */
-static void
-set_note(pg_uuid_t *user_id, text *conversation_id, Jsonb *messages,
-		 const char *checksum, int32 count, const char *status,
-		 Jsonb *discarded)
-{
-	CpPendingWrite.active = true;
-	memcpy(&CpPendingWrite.user_id, user_id, sizeof(pg_uuid_t));
-	CpPendingWrite.conversation_id = VARDATA_ANY(conversation_id);
-	CpPendingWrite.conversation_id_len = VARSIZE_ANY_EXHDR(conversation_id);
-	CpPendingWrite.messages = messages;
-	strlcpy(CpPendingWrite.checksum, checksum, sizeof(CpPendingWrite.checksum));
-	CpPendingWrite.message_count = count;
-	CpPendingWrite.replaced_by = status;
-	CpPendingWrite.discarded = discarded;
+		if (!isnull)
+			ar->discarded = DatumGetJsonbP(d);
+	}
+	return true;
 }
 
 /*
@@ -517,6 +942,22 @@ same_jsonb_text(Jsonb *a, Jsonb *b)
 	return result;
 }
 
+/* Are two (possibly short-header) texts the same bytes? */
+static bool
+same_text(text *a, text *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+/* A new empty jsonb object ({}) or array ([]) */
+static Jsonb *
+empty_jsonb(bool object)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(object ? "{}" : "[]")));
+}
+
 /*
  * Owner of chatpersist.conversations, who owns the extension's tables.
  */
@@ -536,4 +977,26 @@ extension_table_owner(void)
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 	return owner;
+}
+
+/* Count a finished write in stats() by its status */
+static void
+count_outcome(WriteOutcome *out)
+{
+	static const struct
+	{
+		const char *status;
+		CpStat		stat;
+	}			map[] = {
+		{"created", CP_STAT_CREATED},
+		{"updated", CP_STAT_UPDATED},
+		{"unchanged", CP_STAT_UNCHANGED},
+		{"merged", CP_STAT_MERGED},
+		{"overwritten", CP_STAT_OVERWRITTEN},
+		{"deleted", CP_STAT_DELETED},
+	};
+
+	for (int i = 0; i < lengthof(map); i++)
+		if (strcmp(out->status, map[i].status) == 0)
+			CpStatsAdd(map[i].stat, 1);
 }

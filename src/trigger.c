@@ -23,6 +23,13 @@
  * re-checks a row that changed while it waited), so OLD.version is the
  * committed current version and the version check is race-free.
  *
+ * A second trigger, conversations_notify (AFTER, FOR EACH ROW, only when
+ * chatpersist.notify is on), sends NOTIFY chatpersist_changes for every row
+ * actually written.  It is an AFTER trigger because a BEFORE INSERT trigger
+ * also fires for a row that INSERT ... ON CONFLICT DO NOTHING then skips;
+ * NOTIFY itself is transactional, so nothing is sent for work that rolls
+ * back.
+ *
  * History is the extension's bookkeeping, so the trigger reads and writes
  * it as the owner of the conversations table (as PostgreSQL's own RI
  * triggers run their queries as the table owner): a client needs no
@@ -43,8 +50,12 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "commands/async.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/uuid.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
@@ -68,6 +79,9 @@ typedef struct GuardColumns
 	int			change_xid;
 } GuardColumns;
 
+/* NOTIFY's payload limit (async.c's NOTIFY_PAYLOAD_MAX_LENGTH, not exported) */
+#define CP_NOTIFY_PAYLOAD_MAX	(BLCKSZ - NAMEDATALEN - 128)
+
 static SPIPlanPtr max_version_plan = NULL;
 static SPIPlanPtr archive_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
@@ -83,6 +97,8 @@ static int64 next_version(Oid owner, Datum user_id, Datum id);
 static void archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 							GuardColumns *cols, const char *replaced_by,
 							Jsonb *discarded);
+static void notify_change(HeapTuple tup, TupleDesc desc, GuardColumns *cols,
+						  bool deleted);
 
 /*
  * conversations_guard() RETURNS trigger
@@ -176,7 +192,7 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 	int			attnums[5];
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
-	char		checksum[CP_CHECKSUM_LEN + 1];
+	char		checksum[CP_CHECKSUM_LEN + 1] = "";
 	int32		count = 0;
 	bool		isnull;
 	bool		key_null;
@@ -277,6 +293,8 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 	if (nnull || DatumGetInt64(nd) != old_version)
 	{
 		char	   *cid = TextDatumGetCString(heap_getattr(oldtup, cols->id, desc, &onull));
+
+		CpStatsAdd(CP_STAT_STALE_UPDATES, 1);
 
 		if (nnull)
 			ereport(ERROR,
@@ -527,12 +545,12 @@ archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
+	/* Each plan is checked on its own: a failed prepare leaves it NULL */
 	if (archive_plan == NULL)
 	{
 		Oid			types[13] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, JSONBOID,
 			JSONBOID, TEXTOID, INT4OID, BOOLOID, TIMESTAMPTZOID,
 		TIMESTAMPTZOID, TEXTOID, JSONBOID};
-		Oid			ptypes[3] = {UUIDOID, TEXTOID, INT8OID};
 
 		archive_plan = CpPrepareKept("INSERT INTO " CP_HISTORY " "
 									"(user_id, conversation_id, version, title, messages, "
@@ -540,6 +558,11 @@ archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 									"last_modified, replaced_at, replaced_by, discarded) "
 									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
 									13, types);
+	}
+	if (prune_plan == NULL)
+	{
+		Oid			ptypes[3] = {UUIDOID, TEXTOID, INT8OID};
+
 		prune_plan = CpPrepareKept("DELETE FROM " CP_HISTORY " "
 								  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 								  "AND conversation_id OPERATOR(pg_catalog.=) $2 "
@@ -579,4 +602,87 @@ archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();
+}
+
+/*
+ * conversations_notify() RETURNS trigger
+ *
+ * AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW, created with a WHEN clause
+ * that fires it only while chatpersist.notify is on.  Queues NOTIFY
+ * chatpersist_changes for a row whose version or deleted flag changed (a
+ * plain DELETE reports the removed row as deleted); PostgreSQL delivers it
+ * at commit, and drops it on rollback.
+ */
+PG_FUNCTION_INFO_V1(chatpersist_conversations_notify);
+Datum
+chatpersist_conversations_notify(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	GuardColumns cols;
+	bool		isnull;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("conversations_notify: not called by trigger manager")));
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("conversations_notify: must be fired AFTER, FOR EACH ROW")));
+
+	/* The WHEN clause already tested the setting; a SET since then counts */
+	if (!cp_notify)
+		return PointerGetDatum(NULL);
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	lookup_columns(desc, &cols);
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		notify_change(trigdata->tg_trigtuple, desc, &cols, false);
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		notify_change(trigdata->tg_trigtuple, desc, &cols, true);
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		HeapTuple	oldtup = trigdata->tg_trigtuple;
+		HeapTuple	newtup = trigdata->tg_newtuple;
+		int64		ov = DatumGetInt64(heap_getattr(oldtup, cols.version, desc, &isnull));
+		int64		nv = DatumGetInt64(heap_getattr(newtup, cols.version, desc, &isnull));
+		bool		od = DatumGetBool(heap_getattr(oldtup, cols.deleted, desc, &isnull));
+		bool		nd = DatumGetBool(heap_getattr(newtup, cols.deleted, desc, &isnull));
+
+		if (ov != nv || od != nd)
+			notify_change(newtup, desc, &cols, nd);
+	}
+
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * Queue the notification for one row: a JSON object of user id,
+ * conversation id, version, checksum and deleted flag, never message
+ * content.  The conversation id has at most 255 bytes, so even fully
+ * escaped the payload stays far below NOTIFY's 8000-byte limit.
+ */
+static void
+notify_change(HeapTuple tup, TupleDesc desc, GuardColumns *cols, bool deleted)
+{
+	StringInfoData buf;
+	bool		isnull;
+	Datum		d;
+
+	initStringInfo(&buf);
+	d = heap_getattr(tup, cols->user_id, desc, &isnull);
+	appendStringInfo(&buf, "{\"user_id\": \"%s\", \"conversation_id\": ",
+					 DatumGetCString(DirectFunctionCall1(uuid_out, d)));
+	escape_json(&buf, TextDatumGetCString(heap_getattr(tup, cols->id, desc, &isnull)));
+	appendStringInfo(&buf, ", \"version\": " INT64_FORMAT ", \"checksum\": ",
+					 DatumGetInt64(heap_getattr(tup, cols->version, desc, &isnull)));
+	escape_json(&buf, TextDatumGetCString(heap_getattr(tup, cols->checksum, desc, &isnull)));
+	appendStringInfo(&buf, ", \"deleted\": %s}", deleted ? "true" : "false");
+
+	Assert(buf.len < CP_NOTIFY_PAYLOAD_MAX);
+	Async_Notify("chatpersist_changes", buf.data);
+	pfree(buf.data);
 }

@@ -31,7 +31,7 @@ make -s PG_CONFIG="$PG_CONFIG" install >/dev/null || { echo "install failed"; ec
 
 . test/cluster.sh
 trap cp_cluster_stop EXIT
-cp_cluster_start || { echo "could not start a cluster"; echo "0 passed, 1 failed"; exit 1; }
+cp_cluster_start "shared_preload_libraries = 'chatpersist'" || { echo "could not start a cluster"; echo "0 passed, 1 failed"; exit 1; }
 
 total_pass=0
 total_fail=0
