@@ -2,7 +2,7 @@
 -- function signatures, volatility, strictness, the trigger, privileges.
 -- Runs in a database where pgtap and chatpersist are installed.
 BEGIN;
-SELECT plan(97);
+SELECT plan(141);
 
 SELECT has_schema('chatpersist');
 SELECT has_table('chatpersist', 'conversations', 'conversations exists');
@@ -101,6 +101,53 @@ SELECT is(
 	(SELECT proargnames FROM pg_proc WHERE oid = 'chatpersist.merge_messages(jsonb, jsonb, jsonb)'::regprocedure),
 	ARRAY['p_base', 'p_ours', 'p_theirs']::text[], 'three-way merge argument names');
 
+-- the sync surface: append, delete, restore, the change feed, history, stats
+SELECT has_function('chatpersist', f, a)
+FROM (VALUES ('append_messages', ARRAY['uuid', 'text', 'jsonb', 'bigint']),
+			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint']),
+			 ('restore_version', ARRAY['uuid', 'text', 'bigint']),
+			 ('changes_since', ARRAY['uuid', 'bigint']),
+			 ('conversation_history', ARRAY['uuid', 'text']),
+			 ('stats', ARRAY[]::text[]),
+			 ('conversations_notify', ARRAY[]::text[])) v(f, a);
+SELECT function_returns('chatpersist', f, a, r)
+FROM (VALUES ('append_messages', ARRAY['uuid', 'text', 'jsonb', 'bigint'], 'chatpersist.save_result'),
+			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint'], 'chatpersist.save_result'),
+			 ('restore_version', ARRAY['uuid', 'text', 'bigint'], 'chatpersist.save_result'),
+			 ('changes_since', ARRAY['uuid', 'bigint'], 'setof record'),
+			 ('conversation_history', ARRAY['uuid', 'text'], 'setof chatpersist.history'),
+			 ('stats', ARRAY[]::text[], 'setof record'),
+			 ('conversations_notify', ARRAY[]::text[], 'trigger')) v(f, a, r);
+SELECT volatility_is('chatpersist', f, a, vol)
+FROM (VALUES ('append_messages', ARRAY['uuid', 'text', 'jsonb', 'bigint'], 'volatile'),
+			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint'], 'volatile'),
+			 ('restore_version', ARRAY['uuid', 'text', 'bigint'], 'volatile'),
+			 ('changes_since', ARRAY['uuid', 'bigint'], 'stable'),
+			 ('conversation_history', ARRAY['uuid', 'text'], 'stable'),
+			 ('stats', ARRAY[]::text[], 'volatile')) v(f, a, vol);
+SELECT isnt_strict('chatpersist', f, a)
+FROM (VALUES ('append_messages', ARRAY['uuid', 'text', 'jsonb', 'bigint']),
+			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint']),
+			 ('restore_version', ARRAY['uuid', 'text', 'bigint']),
+			 ('changes_since', ARRAY['uuid', 'bigint']),
+			 ('conversation_history', ARRAY['uuid', 'text']),
+			 ('stats', ARRAY[]::text[])) v(f, a);
+SELECT is(proargnames, names, proname || ' argument names')
+FROM pg_proc, (VALUES ('chatpersist.append_messages(uuid, text, jsonb, bigint)'::regprocedure,
+					   ARRAY['p_user_id', 'p_conversation_id', 'p_messages', 'p_expected_version']),
+					  ('chatpersist.delete_conversation(uuid, text, bigint)'::regprocedure,
+					   ARRAY['p_user_id', 'p_conversation_id', 'p_expected_version']),
+					  ('chatpersist.restore_version(uuid, text, bigint)'::regprocedure,
+					   ARRAY['p_user_id', 'p_conversation_id', 'p_version']),
+					  ('chatpersist.changes_since(uuid, bigint)'::regprocedure,
+					   ARRAY['p_user_id', 'p_cursor', 'conversation_id', 'version', 'checksum',
+							 'deleted', 'last_modified', 'cursor'])) v(fn, names)
+WHERE pg_proc.oid = v.fn;
+SELECT is(pronargdefaults::int, 1, proname || ' has one default')
+FROM pg_proc WHERE oid IN ('chatpersist.append_messages(uuid, text, jsonb, bigint)'::regprocedure,
+						   'chatpersist.delete_conversation(uuid, text, bigint)'::regprocedure,
+						   'chatpersist.changes_since(uuid, bigint)'::regprocedure);
+
 -- no function is SECURITY DEFINER
 SELECT is(
 	(SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'chatpersist'::regnamespace AND prosecdef),
@@ -114,6 +161,17 @@ SELECT is(
 	  WHERE tgrelid = 'chatpersist.conversations'::regclass AND tgname = 'conversations_guard'),
 	1 | 2 | 4 | 8 | 16, 'conversations_guard is BEFORE ROW INSERT OR UPDATE OR DELETE');
 
+SELECT has_trigger('chatpersist', 'conversations', 'conversations_notify', 'conversations has the notify trigger');
+SELECT trigger_is('chatpersist', 'conversations', 'conversations_notify', 'chatpersist', 'conversations_notify');
+SELECT is(
+	(SELECT tgtype::int FROM pg_trigger
+	  WHERE tgrelid = 'chatpersist.conversations'::regclass AND tgname = 'conversations_notify'),
+	1 | 4 | 8 | 16, 'conversations_notify is AFTER ROW INSERT OR UPDATE OR DELETE');
+SELECT ok(
+	(SELECT pg_get_triggerdef(oid) ~ 'WHEN .*chatpersist\.notify' FROM pg_trigger
+	  WHERE tgrelid = 'chatpersist.conversations'::regclass AND tgname = 'conversations_notify'),
+	'conversations_notify fires only while chatpersist.notify is on');
+
 -- nothing for PUBLIC until granted
 SELECT function_privs_are('chatpersist', f, a, 'public', ARRAY[]::text[], 'no EXECUTE for PUBLIC on ' || f)
 FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boolean', 'bigint', 'jsonb']),
@@ -122,7 +180,14 @@ FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boole
 			 ('checksum', ARRAY['jsonb']),
 			 ('merge_messages', ARRAY['jsonb', 'jsonb']),
 			 ('merge_messages', ARRAY['jsonb', 'jsonb', 'jsonb']),
-			 ('conversations_guard', ARRAY[]::text[])) v(f, a);
+			 ('conversations_guard', ARRAY[]::text[]),
+			 ('conversations_notify', ARRAY[]::text[]),
+			 ('append_messages', ARRAY['uuid', 'text', 'jsonb', 'bigint']),
+			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint']),
+			 ('restore_version', ARRAY['uuid', 'text', 'bigint']),
+			 ('changes_since', ARRAY['uuid', 'bigint']),
+			 ('conversation_history', ARRAY['uuid', 'text']),
+			 ('stats', ARRAY[]::text[])) v(f, a);
 SELECT table_privs_are('chatpersist', t, 'public', ARRAY[]::text[], 'no privileges for PUBLIC on ' || t)
 FROM unnest(ARRAY['conversations', 'history']) t;
 SELECT schema_privs_are('chatpersist', 'public', ARRAY[]::text[], 'no USAGE for PUBLIC on the schema');
