@@ -7,18 +7,9 @@
 \set u '''00000000-0000-0000-0000-0000000000a7'''
 
 -- pg_temp.try prints an error's SQLSTATE, message, detail and hint
-CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	st text; msg text; det text; hin text;
-BEGIN
-	EXECUTE stmt;
-	RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-		det = PG_EXCEPTION_DETAIL, hin = PG_EXCEPTION_HINT;
-	RETURN st || ': ' || msg || coalesce(E'\n  DETAIL: ' || nullif(det, ''), '')
-		|| coalesce(E'\n  HINT: ' || nullif(hin, ''), '');
-END $$;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set try_sql :abs_srcdir '/sql/include/try.sql'
+\i :try_sql
 
 -- creates a missing conversation, title '' and metadata {}
 SELECT * FROM chatpersist.append_messages(:u, 'chat', '[{"id":"m1","content":"hi","created_at":1000}]');

@@ -3,18 +3,9 @@
 -- written.  pg_temp.try runs a statement and prints its SQLSTATE with the
 -- message, detail and hint.
 --
-CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	st text; msg text; det text; hin text;
-BEGIN
-	EXECUTE stmt;
-	RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-		det = PG_EXCEPTION_DETAIL, hin = PG_EXCEPTION_HINT;
-	RETURN st || ': ' || msg || coalesce(E'\n  DETAIL: ' || nullif(det, ''), '')
-		|| coalesce(E'\n  HINT: ' || nullif(hin, ''), '');
-END $$;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set try_sql :abs_srcdir '/sql/include/try.sql'
+\i :try_sql
 
 SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T',
 	'[{"id":"m1","created_at":1}]');

@@ -1,18 +1,9 @@
 --
 -- The guard trigger: direct SQL gets the same guarantees as the functions.
 --
-CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	st text; msg text; det text; hin text;
-BEGIN
-	EXECUTE stmt;
-	RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-		det = PG_EXCEPTION_DETAIL, hin = PG_EXCEPTION_HINT;
-	RETURN st || ': ' || msg || coalesce(E'\n  DETAIL: ' || nullif(det, ''), '')
-		|| coalesce(E'\n  HINT: ' || nullif(hin, ''), '');
-END $$;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set try_sql :abs_srcdir '/sql/include/try.sql'
+\i :try_sql
 -- the same, without the detail (for errors whose detail shows the row)
 CREATE FUNCTION pg_temp.try_brief(stmt text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN

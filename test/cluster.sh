@@ -4,7 +4,8 @@
 #
 # The cluster lives in a fresh directory under /tmp owned by the postgres
 # user (initdb and postgres refuse to run as root), listens on 127.0.0.1 on
-# the first free port from 54321 on, and trusts local connections. After
+# the first free port from 54321 on (the next one if another cluster takes
+# it first), and trusts local connections. After
 # cp_cluster_start, PGHOST, PGPORT, PGUSER and PGDATABASE point at it.
 
 CP_PGBIN=${CP_PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
@@ -46,13 +47,15 @@ cp_cluster_start() {
 
 	{
 		echo "listen_addresses = '127.0.0.1'"
-		echo "port = $port"
 		echo "unix_socket_directories = '$CP_CLUSTER_DIR'"
 		echo "max_connections = 60"
 		echo "fsync = off"
 		echo "synchronous_commit = off"
 		echo "full_page_writes = off"
 		echo "max_prepared_transactions = 10"
+		# no autovacuum: its transactions would hold back changes_since in
+		# the specs that pin exactly which changes a read returns
+		echo "autovacuum = off"
 		echo "log_min_messages = warning"
 		echo "log_line_prefix = '%m [%p] '"
 		for line in "$@"; do
@@ -60,11 +63,25 @@ cp_cluster_start() {
 		done
 	} >>"$CP_CLUSTER_DIR/data/postgresql.conf"
 
-	cp_as_postgres "$CP_PGBIN/pg_ctl" -D "$CP_CLUSTER_DIR/data" -l "$CP_CLUSTER_DIR/server.log" \
-		-w -t 60 start >/dev/null || {
-		cat "$CP_CLUSTER_DIR/server.log" >&2
-		return 1
-	}
+	# Another cluster may take a free port between the probe and the bind:
+	# then try the next one
+	local tries=0
+	while :; do
+		echo "port = $port" >>"$CP_CLUSTER_DIR/data/postgresql.conf"
+		if cp_as_postgres "$CP_PGBIN/pg_ctl" -D "$CP_CLUSTER_DIR/data" -l "$CP_CLUSTER_DIR/server.log" \
+			-w -t 60 start >/dev/null; then
+			break
+		fi
+		tries=$((tries + 1))
+		if [ "$tries" -ge 20 ] || ! grep -q "could not bind\|could not create any TCP/IP sockets" "$CP_CLUSTER_DIR/server.log"; then
+			cat "$CP_CLUSTER_DIR/server.log" >&2
+			return 1
+		fi
+		port=$((port + 1))
+		while cp_port_in_use "$port"; do
+			port=$((port + 1))
+		done
+	done
 
 	export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 	echo "cluster: started on 127.0.0.1:$port in $CP_CLUSTER_DIR"
