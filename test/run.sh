@@ -67,6 +67,18 @@ make -s PG_CONFIG="$PG_CONFIG" installcheck REGRESS= 2>&1 | tee .isolation.log
 count_regress .isolation.log isolation
 [ -f output_iso/regression.diffs ] && { echo "---- output_iso/regression.diffs ----"; cat output_iso/regression.diffs; }
 
+echo "== stats without shared_preload_libraries (per-session counters)"
+rm -rf results regression.diffs regression.out
+(
+	# a second cluster of its own, in a subshell so the main one is untouched
+	. test/cluster.sh
+	trap cp_cluster_stop EXIT
+	cp_cluster_start >/dev/null || exit 1
+	make -s PG_CONFIG="$PG_CONFIG" installcheck REGRESS=stats ISOLATION= 2>&1
+) | tee .regress_local.log
+count_regress .regress_local.log stats-local
+[ -f regression.diffs ] && { echo "---- regression.diffs ----"; cat regression.diffs; }
+
 echo "== pgTAP"
 createdb chatpersist_pgtap
 psql -X -q -d chatpersist_pgtap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION chatpersist"
@@ -103,7 +115,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .isolation.log .pgtap.log .*_props.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .*_props.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
