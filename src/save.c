@@ -137,6 +137,7 @@ static void decide_restore(WriteRequest *req, StoredRow *row, NewContent *nc);
 static void merge_into(CpMessageArray *base, StoredRow *row,
 					   CpMessageArray *incoming, NewContent *nc);
 static void take_messages(NewContent *nc, Jsonb *messages, const char *what);
+static void take_incoming(WriteRequest *req, NewContent *nc);
 static bool same_content(NewContent *nc, StoredRow *row);
 static bool losers_kept(WriteRequest *req, StoredRow *row, NewContent *nc);
 static Jsonb *stored_messages(StoredRow *row);
@@ -453,9 +454,7 @@ create_row(WriteRequest *req, WriteOutcome *out)
 		case WRITE_APPEND:
 			nc.title = req->title ? req->title : cstring_to_text("");
 			nc.metadata = req->metadata ? req->metadata : empty_jsonb(true);
-			nc.messages = req->messages;
-			CpChecksumContainer(&req->messages->root, nc.checksum);
-			nc.count = req->incoming.nlive;
+			take_incoming(req, &nc);
 			break;
 	}
 	nc.status = "created";
@@ -486,9 +485,7 @@ decide_save(WriteRequest *req, StoredRow *row, NewContent *nc)
 		/* Revive a tombstone, force, or fast-forward: the array replaces */
 		nc->status = row->deleted ? "created" :
 			req->force ? "overwritten" : "updated";
-		nc->messages = req->messages;
-		CpChecksumContainer(&req->messages->root, nc->checksum);
-		nc->count = req->incoming.nlive;
+		take_incoming(req, nc);
 	}
 	else
 	{
@@ -527,9 +524,7 @@ decide_append(WriteRequest *req, StoredRow *row, NewContent *nc)
 	{
 		/* Revive a tombstone with the given messages */
 		nc->status = "created";
-		nc->messages = req->messages;
-		CpChecksumContainer(&req->messages->root, nc->checksum);
-		nc->count = req->incoming.nlive;
+		take_incoming(req, nc);
 	}
 	else if (!req->has_expected || req->expected == row->version)
 	{
@@ -658,6 +653,17 @@ take_messages(NewContent *nc, Jsonb *messages, const char *what)
 	nc->messages = messages;
 	CpChecksumContainer(&messages->root, nc->checksum);
 	nc->count = arr.nlive;
+}
+
+/*
+ * Make the given array, validated on entry, the new array as it is.
+ */
+static void
+take_incoming(WriteRequest *req, NewContent *nc)
+{
+	nc->messages = req->messages;
+	CpChecksumContainer(&req->messages->root, nc->checksum);
+	nc->count = req->incoming.nlive;
 }
 
 /*
