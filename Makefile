@@ -2,7 +2,7 @@
 EXTENSION      = chatpersist
 EXTVERSION     = 1.0
 MODULE_big     = $(EXTENSION)
-OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/save.o src/load.o src/trigger.o src/stats.o
+OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/save.o src/load.o src/trigger.o src/stats.o src/security.o
 DATA           = $(wildcard src/$(EXTENSION)--*.sql)
 PGFILEDESC     = "chatpersist - lossless chat conversation persistence"
 

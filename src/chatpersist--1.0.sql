@@ -92,6 +92,33 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.conversations', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.history', '');
 
 --
+-- Row-level security: a role that is not the owner and has no BYPASSRLS
+-- sees and changes only the rows of chatpersist.current_user_id().  The
+-- policies compare the leading key column with a STABLE function, which is
+-- evaluated once per scan and uses the primary key (Citus refuses the
+-- subquery form on distributed tables).
+--
+
+CREATE FUNCTION @extschema@.current_user_id()
+RETURNS pg_catalog.uuid
+AS 'MODULE_PATHNAME', 'chatpersist_current_user_id'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION @extschema@.current_user_id() IS
+	'The caller''s user id for row-level security: chatpersist.user_id, else the sub of request.jwt.claims, else request.jwt.claim.sub, else NULL';
+
+ALTER TABLE @extschema@.conversations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.history ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY conversations_own ON @extschema@.conversations
+	USING (user_id OPERATOR(pg_catalog.=) @extschema@.current_user_id())
+	WITH CHECK (user_id OPERATOR(pg_catalog.=) @extschema@.current_user_id());
+
+CREATE POLICY history_own ON @extschema@.history
+	USING (user_id OPERATOR(pg_catalog.=) @extschema@.current_user_id())
+	WITH CHECK (user_id OPERATOR(pg_catalog.=) @extschema@.current_user_id());
+
+--
 -- The guard trigger: validation, computed columns, version check, history
 --
 
@@ -258,6 +285,7 @@ REVOKE ALL ON FUNCTION @extschema@.restore_version(pg_catalog.uuid, pg_catalog.t
 REVOKE ALL ON FUNCTION @extschema@.changes_since(pg_catalog.uuid, pg_catalog.int8) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.conversation_history(pg_catalog.uuid, pg_catalog.text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.stats() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.current_user_id() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.checksum(pg_catalog.jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.merge_messages(pg_catalog.jsonb, pg_catalog.jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.merge_messages(pg_catalog.jsonb, pg_catalog.jsonb, pg_catalog.jsonb) FROM PUBLIC;

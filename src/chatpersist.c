@@ -36,6 +36,7 @@ int			cp_max_messages = 50000;
 int			cp_max_conversation_bytes = 64 * 1024 * 1024;
 bool		cp_debug = false;
 bool		cp_notify = false;
+char	   *cp_user_id = NULL;
 
 /* The trusted-write note, see chatpersist.h */
 CpWriteNote CpPendingWrite;
@@ -103,6 +104,15 @@ _PG_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("chatpersist.user_id",
+							   "Sets the user whose conversations row-level security lets this session see and change.",
+							   "Read by chatpersist.current_user_id() before the JWT claims that PostgREST sets. Empty means unset.",
+							   &cp_user_id,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("chatpersist");
 

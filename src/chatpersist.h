@@ -17,6 +17,7 @@
  *					changes_since, conversation_history
  *	trigger.c		the guard and notify triggers on chatpersist.conversations
  *	stats.c			counters (shared memory when preloaded), stats()
+ *	security.c		current_user_id(), the identity of row-level security
  *
  * Copyright (c) 2026, chatpersist developers
  *
@@ -46,6 +47,7 @@ extern int	cp_max_messages;
 extern int	cp_max_conversation_bytes;
 extern bool cp_debug;
 extern bool cp_notify;
+extern char *cp_user_id;
 
 /*
  * stats.c: counters, in the order stats() reports them.

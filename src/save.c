@@ -146,7 +146,8 @@ static void read_key(FunctionCallInfo fcinfo, WriteRequest *req);
 static bool insert_row(WriteRequest *req, NewContent *nc, int64 *version);
 static int64 update_row(WriteRequest *req, NewContent *nc);
 static void set_note(WriteRequest *req, NewContent *nc);
-static bool fetch_archived(WriteRequest *req, int64 version, ArchivedRow *ar);
+static bool fetch_archived(WriteRequest *req, int64 version, bool as_owner,
+						   ArchivedRow *ar);
 static bool same_jsonb_text(Jsonb *a, Jsonb *b);
 static bool same_text(text *a, text *b);
 static Jsonb *empty_jsonb(bool object);
@@ -440,7 +441,12 @@ create_row(WriteRequest *req, WriteOutcome *out)
 			{
 				ArchivedRow ar;
 
-				if (!fetch_archived(req, req->restore, &ar))
+				/*
+				 * No row to prove the caller's right to this conversation:
+				 * read history with the caller's privileges and policies,
+				 * so another user's versions look exactly like missing ones
+				 */
+				if (!fetch_archived(req, req->restore, false, &ar))
 					CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							  errmsg("version " INT64_FORMAT " of conversation \"%s\" is not in history",
 									 req->restore, text_to_cstring(req->conversation_id)),
@@ -495,7 +501,7 @@ decide_save(WriteRequest *req, StoredRow *row, NewContent *nc)
 
 		if (req->has_expected && req->expected >= 1 &&
 			req->expected < row->version &&
-			fetch_archived(req, req->expected, &ar))
+			fetch_archived(req, req->expected, true, &ar))
 		{
 			CpParseMessages(ar.messages, "the base version", false, &base);
 			has_base = true;
@@ -542,7 +548,7 @@ decide_append(WriteRequest *req, StoredRow *row, NewContent *nc)
 		ArchivedRow ar;
 
 		if (req->expected >= 1 && req->expected < row->version &&
-			fetch_archived(req, req->expected, &ar))
+			fetch_archived(req, req->expected, true, &ar))
 		{
 			/* The device's view: the version it saw, plus its messages */
 			CpParseMessages(ar.messages, "the base version", false, &base);
@@ -599,7 +605,7 @@ decide_restore(WriteRequest *req, StoredRow *row, NewContent *nc)
 		ar.messages = stored_messages(row);
 		ar.metadata = row->metadata;
 	}
-	else if (!fetch_archived(req, req->restore, &ar))
+	else if (!fetch_archived(req, req->restore, true, &ar))
 		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				  errmsg("version " INT64_FORMAT " of conversation \"%s\" is not in history",
 						 req->restore, text_to_cstring(req->conversation_id)),
@@ -708,7 +714,7 @@ losers_kept(WriteRequest *req, StoredRow *row, NewContent *nc)
 
 	if (nc->discarded == NULL || cp_history_depth == 0)
 		return true;
-	if (!fetch_archived(req, row->version - 1, &ar) || ar.discarded == NULL)
+	if (!fetch_archived(req, row->version - 1, true, &ar) || ar.discarded == NULL)
 		return false;
 
 	CpParseMessages(nc->discarded, "the discarded messages", false, &losers);
@@ -867,13 +873,13 @@ set_note(WriteRequest *req, NewContent *nc)
 
 /*
  * Read an archived version of the conversation into *ar; false if it has
- * left history (or never was there).  History is the extension's own bookkeeping, so it is read
- * as the table owner: callers have proved their right to the conversation
- * by locking its row, or (restoring a removed row) must still pass the
- * INSERT's privilege and policy checks before anything is returned.
+ * left history (or never was there).  History is the extension's own
+ * bookkeeping: as_owner reads it as the table owner, for callers that have
+ * proved their right to the conversation by locking its row; otherwise it
+ * is read with the caller's privileges and row-level security.
  */
 static bool
-fetch_archived(WriteRequest *req, int64 version, ArchivedRow *ar)
+fetch_archived(WriteRequest *req, int64 version, bool as_owner, ArchivedRow *ar)
 {
 	Datum		args[3] = {UUIDPGetDatum(req->user_id),
 	PointerGetDatum(req->conversation_id), Int64GetDatum(version)};
@@ -896,9 +902,10 @@ fetch_archived(WriteRequest *req, int64 version, ArchivedRow *ar)
 	}
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(extension_table_owner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
+	if (as_owner)
+		SetUserIdAndSecContext(extension_table_owner(),
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_NOFORCE_RLS);
 	/*
 	 * Not read_only: under READ COMMITTED that takes a fresh snapshot, which
 	 * sees the version archived by the transaction whose row lock we may

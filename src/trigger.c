@@ -9,7 +9,8 @@
  *	  54000 over the limits);
  *	- checksum, message_count, last_modified, version and change_xid are
  *	  computed here, never taken from the writer; created_at is kept on
- *	  UPDATE;
+ *	  UPDATE.  The one exception is a restore (see is_restore): the table
+ *	  owner replaying a dumped row keeps its version and timestamps;
  *	- an UPDATE that sets version to anything but the stored value fails
  *	  with 40001, so a stale direct write cannot replace newer content;
  *	- an UPDATE that changes content archives the replaced content into
@@ -52,6 +53,7 @@
 #include "miscadmin.h"
 #include "commands/async.h"
 #include "lib/stringinfo.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -91,6 +93,8 @@ static HeapTuple guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols
 static HeapTuple guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 							  GuardColumns *cols);
 static bool note_matches(HeapTuple tup, TupleDesc desc, GuardColumns *cols);
+static bool is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
+					   const char *checksum);
 static void compute_messages(Datum messages, char *checksum, int32 *count);
 static bool same_varlena(Datum a, Datum b);
 static int64 next_version(Oid owner, Datum user_id, Datum id);
@@ -226,6 +230,20 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 	}
 	CpClearPendingWrite();
 
+	/*
+	 * A restore keeps the row's version and timestamps; anything else gets
+	 * them computed.  Only the change cursor is always new: a stamp from
+	 * another cluster means nothing in this one.
+	 */
+	if (!isnull && is_restore(rel, newtup, cols, checksum))
+	{
+		attnums[0] = cols->message_count;
+		values[0] = Int32GetDatum(count);
+		attnums[1] = cols->change_xid;
+		values[1] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+		return heap_modify_tuple_by_cols(newtup, desc, 2, attnums, values, nulls);
+	}
+
 	attnums[0] = cols->version;
 	values[0] = Int64GetDatum(key_null ? 1 :
 							  next_version(rel->rd_rel->relowner, user_id, id));
@@ -240,6 +258,42 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 	values[4] = FullTransactionIdGetDatum(GetTopFullTransactionId());
 
 	return heap_modify_tuple_by_cols(newtup, desc, 5, attnums, values, nulls);
+}
+
+/*
+ * Is this INSERT a restore (pg_dump's COPY, replayed by psql or
+ * pg_restore) rather than a client write?  It is when the inserting role
+ * has the privileges of the table's owner (who restores a dump) and the
+ * row carries its own version, last_modified and a checksum equal to the
+ * one computed from its messages, as a dumped row does.  A client role can
+ * never pass the first test, so it can never set a version; and a checksum
+ * that does not match shows a hand-made row, whose columns are computed.
+ */
+static bool
+is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
+		   const char *checksum)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		isnull;
+	Datum		d;
+
+	d = heap_getattr(newtup, cols->version, desc, &isnull);
+	if (isnull || DatumGetInt64(d) < 1)
+		return false;
+	(void) heap_getattr(newtup, cols->last_modified, desc, &isnull);
+	if (isnull)
+		return false;
+	d = heap_getattr(newtup, cols->checksum, desc, &isnull);
+	if (isnull)
+		return false;
+	{
+		text	   *t = DatumGetTextPP(d);
+
+		if (VARSIZE_ANY_EXHDR(t) != CP_CHECKSUM_LEN ||
+			memcmp(VARDATA_ANY(t), checksum, CP_CHECKSUM_LEN) != 0)
+			return false;
+	}
+	return has_privs_of_role(GetUserId(), rel->rd_rel->relowner);
 }
 
 /*
