@@ -2,11 +2,11 @@
 EXTENSION      = chatpersist
 EXTVERSION     = 1.0
 MODULE_big     = $(EXTENSION)
-OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/save.o src/load.o src/trigger.o src/stats.o src/security.o
+OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/save.o src/load.o src/trigger.o src/stats.o src/security.o src/migrate.o
 DATA           = $(wildcard src/$(EXTENSION)--*.sql)
 PGFILEDESC     = "chatpersist - lossless chat conversation persistence"
 
-REGRESS        = checksum merge save trigger errors load append delete history changes stats
+REGRESS        = checksum merge save trigger errors load append delete history changes stats migrate
 REGRESS_OPTS   = --load-extension=$(EXTENSION)
 
 ISOLATION      = save_race first_save_race stale_update save_vs_update repeatable_read serializable stale_base changes_order append_race append_vs_delete restore_vs_save notify

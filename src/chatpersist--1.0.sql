@@ -265,6 +265,22 @@ LANGUAGE C STABLE ROWS 10;
 COMMENT ON FUNCTION @extschema@.conversation_history(pg_catalog.uuid, pg_catalog.text) IS
 	'The archived versions of a conversation, newest first, with how each was replaced and the message copies that lost a conflict';
 
+CREATE FUNCTION @extschema@.migrate_user(p_from_user pg_catalog.uuid, p_to_user pg_catalog.uuid)
+RETURNS pg_catalog.int4
+AS 'MODULE_PATHNAME', 'chatpersist_migrate_user'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION @extschema@.migrate_user(pg_catalog.uuid, pg_catalog.uuid) IS
+	'Move every conversation of a guest to a signed-in account, merging those both have; returns how many moved. The caller must be able to write both users'' rows';
+
+CREATE FUNCTION @extschema@.import_app_state(p_user_id pg_catalog.uuid, p_app_state pg_catalog.jsonb)
+RETURNS pg_catalog.int4
+AS 'MODULE_PATHNAME', 'chatpersist_import_app_state'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION @extschema@.import_app_state(pg_catalog.uuid, pg_catalog.jsonb) IS
+	'Import conversations kept in a legacy app_state value (an object keyed by conversation id, or an array of conversations); idempotent; returns how many were created or changed';
+
 CREATE FUNCTION @extschema@.stats()
 RETURNS TABLE (name pg_catalog.text, value pg_catalog.int8)
 AS 'MODULE_PATHNAME', 'chatpersist_stats'
@@ -286,6 +302,8 @@ REVOKE ALL ON FUNCTION @extschema@.changes_since(pg_catalog.uuid, pg_catalog.int
 REVOKE ALL ON FUNCTION @extschema@.conversation_history(pg_catalog.uuid, pg_catalog.text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.current_user_id() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.migrate_user(pg_catalog.uuid, pg_catalog.uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.import_app_state(pg_catalog.uuid, pg_catalog.jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.checksum(pg_catalog.jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.merge_messages(pg_catalog.jsonb, pg_catalog.jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.merge_messages(pg_catalog.jsonb, pg_catalog.jsonb, pg_catalog.jsonb) FROM PUBLIC;

@@ -18,6 +18,7 @@
  *	trigger.c		the guard and notify triggers on chatpersist.conversations
  *	stats.c			counters (shared memory when preloaded), stats()
  *	security.c		current_user_id(), the identity of row-level security
+ *	migrate.c		migrate_user, import_app_state
  *
  * Copyright (c) 2026, chatpersist developers
  *
@@ -30,6 +31,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
@@ -133,6 +135,7 @@ extern int	CpCompareIds(const char *a, int alen, const char *b, int blen);
 extern CpMessage *CpFindMessage(CpMessageArray *arr, const char *id, int idlen);
 extern bool CpMessagesEqual(CpMessage *a, CpMessage *b);
 extern Jsonb *CpBuildArray(CpMessage **msgs, int n);
+extern bool CpParseTimestampValue(JsonbValue *v, double *ms);
 
 /*
  * merge.c
@@ -182,6 +185,12 @@ typedef struct CpWriteNote
 extern CpWriteNote CpPendingWrite;
 
 extern void CpClearPendingWrite(void);
+
+/* save.c: a save from C (migrate.c), inside SPI_connect; returns the status */
+extern const char *CpSaveMessages(pg_uuid_t *user_id, text *conversation_id,
+								  text *title, Jsonb *messages, Jsonb *metadata,
+								  bool has_created_at, TimestampTz created_at,
+								  const char *argname);
 
 /* Prepare an SPI statement once and keep its plan (chatpersist.c) */
 extern struct _SPI_plan *CpPrepareKept(const char *sql, int nargs, Oid *argtypes);

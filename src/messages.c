@@ -35,7 +35,6 @@
 
 static void parse_message(JsonbContainer *obj, int objlen, int index,
 						  const char *argname, CpMessage *msg);
-static bool parse_timestamp_value(JsonbValue *v, double *ms);
 static void timestamp_error(const char *field, JsonbValue *v, int index,
 							const char *argname) pg_attribute_noreturn();
 static bool parse_iso8601(const char *s, int len, double *ms);
@@ -348,7 +347,7 @@ parse_message(JsonbContainer *obj, int objlen, int index,
 	msg->created_at = 0;
 	if (getKeyJsonValueFromContainer(obj, "created_at", 10, &v) != NULL)
 	{
-		if (!parse_timestamp_value(&v, &msg->created_at))
+		if (!CpParseTimestampValue(&v, &msg->created_at))
 			timestamp_error("created_at", &v, index, argname);
 		msg->has_created = true;
 	}
@@ -357,7 +356,7 @@ parse_message(JsonbContainer *obj, int objlen, int index,
 	msg->updated_at = 0;
 	if (getKeyJsonValueFromContainer(obj, "updated_at", 10, &v) != NULL)
 	{
-		if (!parse_timestamp_value(&v, &msg->updated_at))
+		if (!CpParseTimestampValue(&v, &msg->updated_at))
 			timestamp_error("updated_at", &v, index, argname);
 		msg->has_updated = true;
 	}
@@ -405,8 +404,8 @@ timestamp_error(const char *field, JsonbValue *v, int index, const char *argname
  * Convert a created_at/updated_at value to epoch milliseconds.  Returns
  * false if it is neither a finite number nor a valid ISO-8601 string.
  */
-static bool
-parse_timestamp_value(JsonbValue *v, double *ms)
+bool
+CpParseTimestampValue(JsonbValue *v, double *ms)
 {
 	if (v->type == jbvNumeric)
 	{

@@ -45,6 +45,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "chatpersist.h"
 
@@ -70,6 +71,8 @@ typedef struct WriteRequest
 	bool		has_expected;
 	int64		expected;
 	int64		restore;		/* restore: the version to restore */
+	bool		has_created_at; /* a created_at for a new row (migrations) */
+	TimestampTz created_at;
 } WriteRequest;
 
 /* New content decided for the row */
@@ -272,6 +275,38 @@ chatpersist_restore_version(PG_FUNCTION_ARGS)
 		CpNullArgument("p_version");
 	req.restore = PG_GETARG_INT64(2);
 	return write_entry(fcinfo, &req);
+}
+
+/*
+ * A save_conversation without an expected version, for the migrations of
+ * migrate.c: creates the conversation, or merges messages into it.  Must
+ * be called inside SPI_connect.  argname names the messages in errors; a
+ * NULL title or metadata keeps the stored one; created_at (if has_created_at)
+ * dates a new row.  Returns the status.
+ */
+const char *
+CpSaveMessages(pg_uuid_t *user_id, text *conversation_id, text *title,
+			   Jsonb *messages, Jsonb *metadata, bool has_created_at,
+			   TimestampTz created_at, const char *argname)
+{
+	WriteRequest req = {0};
+	WriteOutcome out = {0};
+
+	req.kind = WRITE_SAVE;
+	req.user_id = user_id;
+	req.conversation_id = conversation_id;
+	req.title = title;
+	req.messages = messages;
+	req.metadata = metadata;
+	req.has_created_at = has_created_at;
+	req.created_at = created_at;
+	CpCheckConversationId(VARDATA_ANY(conversation_id),
+						  VARSIZE_ANY_EXHDR(conversation_id));
+	CpParseMessages(messages, argname, true, &req.incoming);
+
+	do_write(&req, &out);
+	count_outcome(&out);
+	return out.status;
 }
 
 /*
@@ -784,26 +819,29 @@ lock_row(WriteRequest *req, StoredRow *row)
 static bool
 insert_row(WriteRequest *req, NewContent *nc, int64 *version)
 {
-	Datum		args[5] = {UUIDPGetDatum(req->user_id),
+	Datum		args[6] = {UUIDPGetDatum(req->user_id),
 		PointerGetDatum(req->conversation_id), PointerGetDatum(nc->title),
-	JsonbPGetDatum(nc->messages), JsonbPGetDatum(nc->metadata)};
+		JsonbPGetDatum(nc->messages), JsonbPGetDatum(nc->metadata),
+	TimestampTzGetDatum(req->created_at)};
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', req->has_created_at ? ' ' : 'n'};
 	bool		isnull;
 	int			rc;
 
 	if (insert_plan == NULL)
 	{
-		Oid			types[5] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID};
+		Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, TIMESTAMPTZOID};
 
 		insert_plan = CpPrepareKept("INSERT INTO " CP_CONVERSATIONS " "
-								   "(user_id, id, title, messages, metadata) "
-								   "VALUES ($1, $2, $3, $4, $5) "
+								   "(user_id, id, title, messages, metadata, created_at) "
+								   "VALUES ($1, $2, $3, $4, $5, "
+								   "COALESCE($6, pg_catalog.now())) "
 								   "ON CONFLICT (user_id, id) DO NOTHING "
 								   "RETURNING version",
-								   5, types);
+								   6, types);
 	}
 
 	set_note(req, nc);
-	rc = SPI_execute_plan(insert_plan, args, NULL, false, 0);
+	rc = SPI_execute_plan(insert_plan, args, nulls, false, 0);
 	CpClearPendingWrite();
 	if (rc != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));

@@ -1,0 +1,116 @@
+--
+-- migrate_user (guest to signed-in account) and import_app_state (the
+-- legacy app_state layout).  Both are atomic, idempotent, and write
+-- through the save path.
+--
+\set guest '''00000000-0000-0000-0000-00000000e001'''
+\set acct '''00000000-0000-0000-0000-00000000e002'''
+\set legacy '''00000000-0000-0000-0000-00000000e003'''
+SET timezone = 'UTC';
+
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set try_sql :abs_srcdir '/sql/include/try.sql'
+\i :try_sql
+
+-- the guest has three conversations; the account already has one of them
+SELECT chatpersist.save_conversation(:guest, 'only-guest', 'Guest notes', '[{"id":"g1","created_at":1}]', p_metadata := '{"from":"guest"}');
+SELECT chatpersist.save_conversation(:guest, 'shared', 'Guest title', '[{"id":"m1","created_at":1},{"id":"g2","created_at":3}]');
+SELECT chatpersist.save_conversation(:guest, 'gone', 'Deleted by guest', '[{"id":"x"}]');
+SELECT chatpersist.delete_conversation(:guest, 'gone');
+SELECT chatpersist.save_conversation(:acct, 'shared', 'Account title', '[{"id":"m1","created_at":1},{"id":"a1","created_at":2}]');
+SELECT chatpersist.save_conversation(:acct, 'gone', 'Kept by account', '[{"id":"y"}]');
+
+-- moves all three: one created (keeping its created_at), one merged
+-- (union, account's title kept), and the guest's tombstone dropped where
+-- the account has the conversation
+CREATE TEMP TABLE guest_before AS SELECT id, created_at FROM chatpersist.conversations WHERE user_id = :guest;
+SELECT chatpersist.migrate_user(:guest, :acct) AS moved;
+SELECT c.id, title, version, metadata, deleted, jsonb_path_query_array(messages, '$[*].id') AS ids,
+	   checksum = chatpersist.checksum(messages) AS checksum_ok,
+	   c.created_at = g.created_at AS guest_created_at
+FROM chatpersist.conversations c JOIN guest_before g USING (id) WHERE user_id = :acct ORDER BY id;
+-- nothing is left under the guest; its rows are archived in its history
+SELECT count(*) AS guest_rows FROM chatpersist.conversations WHERE user_id = :guest;
+SELECT conversation_id, replaced_by FROM chatpersist.history
+WHERE user_id = :guest AND replaced_by = 'delete' ORDER BY 1;
+
+-- idempotent: a second call moves nothing and changes nothing
+CREATE TEMP TABLE after_first AS SELECT id, version, checksum FROM chatpersist.conversations WHERE user_id = :acct;
+SELECT chatpersist.migrate_user(:guest, :acct) AS moved_again;
+SELECT count(*) AS changed FROM chatpersist.conversations c JOIN after_first a USING (id)
+WHERE c.user_id = :acct AND (c.version, c.checksum) IS DISTINCT FROM (a.version, a.checksum);
+
+-- atomic: an error part-way leaves both users as they were
+SELECT chatpersist.save_conversation(:guest, 'a-ok', NULL, '[{"id":"fine"}]');
+SELECT chatpersist.save_conversation(:guest, 'b-too-big', NULL, '[{"id":"p1"},{"id":"p2"},{"id":"p3"}]');
+SELECT chatpersist.save_conversation(:acct, 'b-too-big', NULL, '[{"id":"q1"},{"id":"q2"}]');
+SET chatpersist.max_messages = 4;
+SELECT pg_temp.try($$SELECT chatpersist.migrate_user('00000000-0000-0000-0000-00000000e001', '00000000-0000-0000-0000-00000000e002')$$);
+RESET chatpersist.max_messages;
+SELECT user_id = :guest AS is_guest, id FROM chatpersist.conversations
+WHERE id IN ('a-ok', 'b-too-big') ORDER BY 1, 2;
+
+-- bad arguments
+SELECT pg_temp.try($$SELECT chatpersist.migrate_user(NULL, '00000000-0000-0000-0000-00000000e002')$$);
+SELECT pg_temp.try($$SELECT chatpersist.migrate_user('00000000-0000-0000-0000-00000000e002', NULL)$$);
+SELECT pg_temp.try($$SELECT chatpersist.migrate_user('00000000-0000-0000-0000-00000000e002', '00000000-0000-0000-0000-00000000e002')$$);
+
+--
+-- import_app_state
+--
+
+-- an object keyed by conversation id
+SELECT chatpersist.import_app_state(:legacy, '{
+  "theme": "dark",
+  "conversations": {
+    "c1": {"title": "First", "messages": [{"id":"m1","role":"user","content":"hi","created_at":1700000000000}],
+           "metadata": {"pinned": true}, "created_at": "2023-11-14T22:13:20Z"},
+    "c2": {"title": "Second", "messages": []}
+  }}') AS imported;
+SELECT id, title, metadata, version, message_count,
+	   CASE WHEN id = 'c1' THEN created_at::text ELSE (created_at > now() - interval '1 hour')::text END AS created_at
+FROM chatpersist.conversations WHERE user_id = :legacy ORDER BY id;
+
+-- idempotent: the same state again imports nothing
+SELECT chatpersist.import_app_state(:legacy, '{"conversations": {
+    "c1": {"title": "First", "messages": [{"id":"m1","role":"user","content":"hi","created_at":1700000000000}],
+           "metadata": {"pinned": true}, "created_at": "2023-11-14T22:13:20Z"},
+    "c2": {"title": "Second", "messages": []}}}') AS imported_again;
+
+-- an array of conversation objects, merged into what exists: new messages
+-- are added, nothing is lost, the stored title is kept
+SELECT chatpersist.import_app_state(:legacy, '[
+    {"id": "c1", "title": "Renamed in legacy", "messages": [{"id":"m2","content":"more","created_at":1700000001000}]},
+    {"id": "c3", "messages": [{"id":"n1"}]}]') AS imported;
+SELECT id, title, version, jsonb_path_query_array(messages, '$[*].id') AS ids FROM chatpersist.conversations
+WHERE user_id = :legacy ORDER BY id;
+
+-- bad shapes: 22023 naming the path, and nothing is written
+CREATE TEMP TABLE before_bad AS SELECT id, version FROM chatpersist.conversations WHERE user_id = :legacy;
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '{"theme":"dark"}')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '"text"')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '{"conversations": {"c9": []}}')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '{"conversations": [{"id":"ok","messages":[]}, {"title":"no id"}]}')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '{"conversations": [{"id":"c4","messages":{"id":"m"}}]}')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '{"conversations": {"c5": {"messages":[{"id":"m"},{"role":"user"}]}}}')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '{"conversations": {"c6": {"title": 7}}}')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '{"conversations": {"c7": {"metadata": []}}}')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '{"conversations": {"c8": {"created_at": "yesterday"}}}')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '{"conversations": {"": {"messages": []}}}')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state(NULL, '[]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', NULL)$$);
+SELECT count(*) AS changed_or_new FROM chatpersist.conversations c LEFT JOIN before_bad b USING (id)
+WHERE c.user_id = :legacy AND (b.id IS NULL OR b.version <> c.version);
+
+-- the docs' recipe: move a whole legacy users.app_state column
+CREATE TEMP TABLE legacy_users (id uuid PRIMARY KEY, app_state jsonb);
+INSERT INTO legacy_users VALUES
+  ('00000000-0000-0000-0000-00000000e101', '{"conversations": {"a": {"messages": [{"id":"1"}]}}}'),
+  ('00000000-0000-0000-0000-00000000e102', '{"conversations": [{"id": "b", "messages": [{"id":"1"},{"id":"2"}]}]}'),
+  ('00000000-0000-0000-0000-00000000e103', '{"conversations": {}}');
+SELECT sum(chatpersist.import_app_state(id, app_state)) AS imported FROM legacy_users;
+SELECT user_id, id, message_count FROM chatpersist.conversations
+WHERE user_id IN (SELECT id FROM legacy_users) ORDER BY 1, 2;
+
+DELETE FROM chatpersist.history WHERE user_id::text LIKE '00000000-0000-0000-0000-00000000e%';
+DELETE FROM chatpersist.conversations WHERE user_id::text LIKE '00000000-0000-0000-0000-00000000e%';
