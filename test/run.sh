@@ -6,7 +6,8 @@
 # Installs what is missing (test/setup.sh), builds with warnings as errors,
 # installs the extension, starts a throwaway cluster (test/cluster.sh) and
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
-# pgTAP (test/pgtap/) and the property scripts (test/*_props.sh). Every
+# pgTAP (test/pgtap/), the property scripts (test/*_props.sh) and the
+# dump and restore round trip (test/dump_restore.sh). Every
 # suite runs even when an earlier one fails; the cluster is stopped at the
 # end, also on failure. The last line is "N passed, M failed".
 set -uo pipefail
@@ -107,6 +108,16 @@ for script in test/*_props.sh; do
 	fi
 done
 
+echo "== dump and restore"
+bash test/dump_restore.sh 2>&1 | tee .dump_restore.log
+line=$(grep -E "^dump_restore: [0-9]+ passed, [0-9]+ failed$" .dump_restore.log | tail -n 1)
+if [ -n "$line" ]; then
+	record dump_restore "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+		"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
+else
+	record dump_restore 0 1
+fi
+
 if cp_cluster_crashed; then
 	echo "a backend crashed during the tests"
 	record crashes 0 1
@@ -115,7 +126,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .*_props.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .*_props.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
