@@ -2,7 +2,7 @@
 -- function signatures, volatility, strictness, the trigger, privileges.
 -- Runs in a database where pgtap and chatpersist are installed.
 BEGIN;
-SELECT plan(141);
+SELECT plan(159);
 
 SELECT has_schema('chatpersist');
 SELECT has_table('chatpersist', 'conversations', 'conversations exists');
@@ -148,6 +148,30 @@ FROM pg_proc WHERE oid IN ('chatpersist.append_messages(uuid, text, jsonb, bigin
 						   'chatpersist.delete_conversation(uuid, text, bigint)'::regprocedure,
 						   'chatpersist.changes_since(uuid, bigint)'::regprocedure);
 
+-- security and migrations
+SELECT has_function('chatpersist', f, a)
+FROM (VALUES ('current_user_id', ARRAY[]::text[]),
+			 ('migrate_user', ARRAY['uuid', 'uuid']),
+			 ('import_app_state', ARRAY['uuid', 'jsonb'])) v(f, a);
+SELECT function_returns('chatpersist', f, a, r)
+FROM (VALUES ('current_user_id', ARRAY[]::text[], 'uuid'),
+			 ('migrate_user', ARRAY['uuid', 'uuid'], 'integer'),
+			 ('import_app_state', ARRAY['uuid', 'jsonb'], 'integer')) v(f, a, r);
+SELECT volatility_is('chatpersist', f, a, vol)
+FROM (VALUES ('current_user_id', ARRAY[]::text[], 'stable'),
+			 ('migrate_user', ARRAY['uuid', 'uuid'], 'volatile'),
+			 ('import_app_state', ARRAY['uuid', 'jsonb'], 'volatile')) v(f, a, vol);
+SELECT isnt_strict('chatpersist', f, a)
+FROM (VALUES ('current_user_id', ARRAY[]::text[]),
+			 ('migrate_user', ARRAY['uuid', 'uuid']),
+			 ('import_app_state', ARRAY['uuid', 'jsonb'])) v(f, a);
+SELECT is(
+	(SELECT proparallel FROM pg_proc WHERE oid = 'chatpersist.current_user_id()'::regprocedure),
+	's'::"char", 'current_user_id is parallel safe');
+SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = ('chatpersist.' || t)::regclass),
+		  'row-level security is enabled on ' || t)
+FROM unnest(ARRAY['conversations', 'history']) t;
+
 -- no function is SECURITY DEFINER
 SELECT is(
 	(SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'chatpersist'::regnamespace AND prosecdef),
@@ -187,7 +211,10 @@ FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boole
 			 ('restore_version', ARRAY['uuid', 'text', 'bigint']),
 			 ('changes_since', ARRAY['uuid', 'bigint']),
 			 ('conversation_history', ARRAY['uuid', 'text']),
-			 ('stats', ARRAY[]::text[])) v(f, a);
+			 ('stats', ARRAY[]::text[]),
+			 ('current_user_id', ARRAY[]::text[]),
+			 ('migrate_user', ARRAY['uuid', 'uuid']),
+			 ('import_app_state', ARRAY['uuid', 'jsonb'])) v(f, a);
 SELECT table_privs_are('chatpersist', t, 'public', ARRAY[]::text[], 'no privileges for PUBLIC on ' || t)
 FROM unnest(ARRAY['conversations', 'history']) t;
 SELECT schema_privs_are('chatpersist', 'public', ARRAY[]::text[], 'no USAGE for PUBLIC on the schema');
