@@ -7,7 +7,8 @@
 # installs the extension, starts a throwaway cluster (test/cluster.sh) and
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
 # pgTAP (test/pgtap/), the property scripts (test/*_props.sh) and the
-# dump and restore round trip (test/dump_restore.sh). Every
+# dump and restore round trip (test/dump_restore.sh), and the node-postgres
+# client example's tests (examples/node). Every
 # suite runs even when an earlier one fails; the cluster is stopped at the
 # end, also on failure. The last line is "N passed, M failed".
 set -uo pipefail
@@ -108,6 +109,21 @@ for script in test/*_props.sh; do
 	fi
 done
 
+echo "== node client example (examples/node)"
+createdb chatpersist_node
+(
+	cd examples/node &&
+		npm ci --no-audit --no-fund --loglevel=error &&
+		PGDATABASE=chatpersist_node node --test --test-reporter=tap
+) 2>&1 | tee .node.log
+node_pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' .node.log | tail -n 1)
+node_fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' .node.log | tail -n 1)
+if [ -n "$node_pass" ] && [ -n "$node_fail" ] && [ "$node_pass" -gt 0 ]; then
+	record node "$node_pass" "$node_fail"
+else
+	record node 0 1 # npm or node failed before running the tests
+fi
+
 echo "== dump and restore"
 bash test/dump_restore.sh 2>&1 | tee .dump_restore.log
 line=$(grep -E "^dump_restore: [0-9]+ passed, [0-9]+ failed$" .dump_restore.log | tail -n 1)
@@ -126,7 +142,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .*_props.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .*_props.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"

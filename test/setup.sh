@@ -15,6 +15,12 @@ packages=(
 	libipc-run-perl                       # PostgreSQL's Perl TAP test modules
 )
 
+# Node.js and npm run the client example's tests (examples/node); the
+# machine image usually has them, else Debian's packages do
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
