@@ -124,6 +124,16 @@ else
 	record node 0 1 # npm or node failed before running the tests
 fi
 
+echo "== docs examples (every sql block of README.md and docs/)"
+python3 test/docs_examples.py 2>&1 | tee .docs_examples.log
+line=$(grep -E "^docs_examples: [0-9]+ passed, [0-9]+ failed$" .docs_examples.log | tail -n 1)
+if [ -n "$line" ]; then
+	record docs "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+		"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
+else
+	record docs 0 1
+fi
+
 echo "== dump and restore"
 bash test/dump_restore.sh 2>&1 | tee .dump_restore.log
 line=$(grep -E "^dump_restore: [0-9]+ passed, [0-9]+ failed$" .dump_restore.log | tail -n 1)
@@ -142,7 +152,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .*_props.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .*_props.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
