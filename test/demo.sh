@@ -8,7 +8,9 @@
 # removed at the end, also on failure) and plays a short scenario in psql:
 # two devices load the same conversation at the same version, each adds a
 # message offline, both save. The second save is stale: instead of
-# overwriting the first, it merges, and both messages are kept.
+# overwriting the first, it merges, and both messages are kept. Then a
+# stale hand-written UPDATE is refused, a forced overwrite is undone from
+# history, and the checksum is recomputed outside the database.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -86,11 +88,34 @@ WHERE user_id = :user AND id = 'trip';
 \set ON_ERROR_STOP on
 
 \echo
-\echo '-- Every replaced version is kept in history'
+\echo '-- A third device forces its own copy over everything (p_force_overwrite)'
+SELECT status, version, message_count
+FROM chatpersist.save_conversation(:user, 'trip', 'Weekend trip',
+	'[{"id":"m1","role":"user","content":"Where should we go?","created_at":1000}]',
+	p_force_overwrite := true);
+
+\echo
+\echo '-- Nothing is lost: every replaced version is kept in history'
 SELECT version, replaced_by, message_count
-FROM chatpersist.history WHERE user_id = :user AND conversation_id = 'trip'
-ORDER BY version;
+FROM chatpersist.conversation_history(:user, 'trip');
+
+\echo
+\echo '-- Undo the overwrite: version 3 comes back as a new version'
+SELECT status, version, message_count
+FROM chatpersist.restore_version(:user, 'trip', 3);
+SELECT m ->> 'id' AS id, m ->> 'content' AS content
+FROM chatpersist.load_conversation(:user, 'trip') AS c,
+	 jsonb_array_elements(c.messages) AS m;
 SQL
+
+echo
+echo "-- Any client can recompute the checksum from the canonical text: here xxhsum does"
+stored=$(psql -X -A -t -c "SELECT checksum FROM chatpersist.conversations WHERE id = 'trip'")
+outside=$(psql -X -A -t -c "SELECT messages::text FROM chatpersist.conversations WHERE id = 'trip'" |
+	tr -d '\n' | xxhsum -H3 | sed -E 's/.*= //')
+echo "   stored checksum:               $stored"
+echo "   xxhsum -H3 of messages::text:  $outside"
+[ "$stored" = "$outside" ] && echo "   they match" || { echo "   MISMATCH"; exit 1; }
 
 echo
 echo "demo: done (the throwaway cluster is removed on exit)"

@@ -144,6 +144,16 @@ else
 	record dump_restore 0 1
 fi
 
+echo "== the README's demo (test/demo.sh, on a cluster of its own)"
+if bash test/demo.sh >.demo.log 2>&1 && grep -q "they match" .demo.log &&
+	grep -q "merged" .demo.log && grep -q "Expected version 1, found 3" .demo.log; then
+	echo "demo: ok"
+	record demo 1 0
+else
+	cat .demo.log
+	record demo 0 1
+fi
+
 if cp_cluster_crashed; then
 	echo "a backend crashed during the tests"
 	record crashes 0 1
@@ -152,7 +162,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .*_props.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .*_props.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
