@@ -19,10 +19,14 @@ SELECT chatpersist.save_conversation(:guest, 'gone', 'Deleted by guest', '[{"id"
 SELECT chatpersist.delete_conversation(:guest, 'gone');
 SELECT chatpersist.save_conversation(:acct, 'shared', 'Account title', '[{"id":"m1","created_at":1},{"id":"a1","created_at":2}]');
 SELECT chatpersist.save_conversation(:acct, 'gone', 'Kept by account', '[{"id":"y"}]');
+-- a conversation the guest deleted, which the account never had
+SELECT chatpersist.save_conversation(:guest, 'deleted-by-guest', NULL, '[{"id":"z"}]');
+SELECT chatpersist.delete_conversation(:guest, 'deleted-by-guest');
 
--- moves all three: one created (keeping its created_at), one merged
--- (union, account's title kept), and the guest's tombstone dropped where
--- the account has the conversation
+-- moves the two live ones: one created (keeping its created_at), one
+-- merged (union, account's title kept); the guest's tombstones are
+-- dropped, never revived: 'gone' stays the account's own, and
+-- 'deleted-by-guest' does not come back as an empty conversation
 CREATE TEMP TABLE guest_before AS SELECT id, created_at FROM chatpersist.conversations WHERE user_id = :guest;
 SELECT chatpersist.migrate_user(:guest, :acct) AS moved;
 SELECT c.id, title, version, metadata, deleted, jsonb_path_query_array(messages, '$[*].id') AS ids,
@@ -31,6 +35,7 @@ SELECT c.id, title, version, metadata, deleted, jsonb_path_query_array(messages,
 FROM chatpersist.conversations c JOIN guest_before g USING (id) WHERE user_id = :acct ORDER BY id;
 -- nothing is left under the guest; its rows are archived in its history
 SELECT count(*) AS guest_rows FROM chatpersist.conversations WHERE user_id = :guest;
+SELECT count(*) AS revived FROM chatpersist.conversations WHERE user_id = :acct AND id = 'deleted-by-guest';
 SELECT conversation_id, replaced_by FROM chatpersist.history
 WHERE user_id = :guest AND replaced_by = 'delete' ORDER BY 1;
 

@@ -56,10 +56,10 @@ static TimestampTz timestamp_from_ms(double ms, const char *path);
  * the guest to the account: one the account does not have is created there
  * with the guest's title, messages, metadata and created_at; one it has is
  * merged (the union of both message arrays, the account's title and
- * metadata kept); the guest's tombstones are dropped when the account has
- * the conversation.  The guest's rows are then deleted, which archives
- * them in the guest's history.  Returns how many conversations were moved;
- * a second call moves none.  The caller must be able to read and write
+ * metadata kept); the guest's tombstones (conversations it deleted) are
+ * dropped, never revived.  The guest's rows are then deleted, which
+ * archives them in the guest's history.  Returns how many live
+ * conversations were moved; a second call moves none.  The caller must be able to read and write
  * both users' rows (the owner, or a role with BYPASSRLS such as Supabase's
  * service_role): under row-level security an ordinary user sees no guest
  * rows, and the call moves nothing.
@@ -132,13 +132,16 @@ chatpersist_migrate_user(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 		oldcxt = MemoryContextSwitchTo(scratch);
 
-		if (lock_existing(to, id))
+		if (deleted)
+		{
+			/* The guest deleted it: nothing to move, and nothing to revive */
+		}
+		else if (lock_existing(to, id))
 		{
 			/* Both have it: merge the guest's messages, keep the account's rest */
-			if (!deleted)
-				(void) CpSaveMessages(to, id, NULL,
-									  DatumGetJsonbP(SPI_getbinval(tup, desc, 3, &isnull)),
-									  NULL, false, 0, "the guest's messages");
+			(void) CpSaveMessages(to, id, NULL,
+								  DatumGetJsonbP(SPI_getbinval(tup, desc, 3, &isnull)),
+								  NULL, false, 0, "the guest's messages");
 		}
 		else
 			(void) CpSaveMessages(to, id,
@@ -154,7 +157,8 @@ chatpersist_migrate_user(PG_FUNCTION_ARGS)
 		if (SPI_execute_plan(remove_plan, rargs, NULL, false, 0) != SPI_OK_DELETE ||
 			SPI_processed != 1)
 			elog(ERROR, "chatpersist: removing the guest's conversation failed");
-		moved++;
+		if (!deleted)
+			moved++;
 
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextReset(scratch);
