@@ -5,8 +5,9 @@ docs cannot drift from the code.
 
 Conventions (docs/reference.md states them for writers):
   - every fenced block whose info string is exactly "sql" runs, in order,
-    per file, in a fresh database where CREATE EXTENSION chatpersist has
-    run, as a superuser, stopping at the first unexpected error;
+    per file, in one session on a fresh database where CREATE EXTENSION
+    chatpersist has run (unless the file runs it), as a superuser; each
+    statement is checked, and an unexpected error fails it;
   - a statement followed by lines "-- → <row>" must print exactly those
     rows in psql's unaligned tuples-only form (columns joined by "|");
   - "-- → ERROR <SQLSTATE>" after a statement means it must fail with that
