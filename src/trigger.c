@@ -117,7 +117,7 @@ chatpersist_conversations_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	GuardColumns cols;
-	HeapTuple	result;
+	HeapTuple	result = NULL;	/* every other path raises an ERROR */
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,

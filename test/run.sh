@@ -144,6 +144,16 @@ else
 	record dump_restore 0 1
 fi
 
+echo "== static analysis (cppcheck)"
+if cppcheck --enable=warning,portability --error-exitcode=1 --inline-suppr --quiet --std=c99 \
+	-I src -I "$("$PG_CONFIG" --includedir-server)" -D__GNUC__ \
+	--suppress=missingIncludeSystem src/*.c; then
+	echo "cppcheck: no findings"
+	record cppcheck 1 0
+else
+	record cppcheck 0 1
+fi
+
 echo "== the README's demo (test/demo.sh, on a cluster of its own)"
 if bash test/demo.sh >.demo.log 2>&1 && grep -q "they match" .demo.log &&
 	grep -q "merged" .demo.log && grep -q "Expected version 1, found 3" .demo.log; then

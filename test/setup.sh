@@ -13,6 +13,7 @@ packages=(
 	postgresql-15-pgtap                   # pgTAP
 	libtap-parser-sourcehandler-pgtap-perl # pg_prove
 	libipc-run-perl                       # PostgreSQL's Perl TAP test modules
+	cppcheck                              # static analysis in the test suite
 )
 
 # Node.js and npm run the client example's tests (examples/node); the
