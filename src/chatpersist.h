@@ -180,6 +180,9 @@ typedef struct CpWriteNote
 	int32		message_count;
 	const char *replaced_by;	/* history's replaced_by for this write */
 	Jsonb	   *discarded;		/* history's discarded, or NULL */
+	bool		optimistic;		/* the writer did not compare with the stored
+								 * row: the trigger decides whether anything
+								 * changed */
 } CpWriteNote;
 
 extern CpWriteNote CpPendingWrite;

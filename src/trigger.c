@@ -316,7 +316,7 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 	bool		changed;
 	bool		messages_changed;
 	char		checksum[CP_CHECKSUM_LEN + 1];
-	int32		count;
+	int32		count = 0;
 	const char *replaced_by = "direct";
 	Jsonb	   *discarded = NULL;
 	int			attnums[7];
@@ -368,19 +368,35 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 	trusted = note_matches(newtup, desc, cols);
 	if (trusted)
 	{
-		/* The save path wrote only because the content changed */
-		changed = true;
-		messages_changed = true;
 		strcpy(checksum, CpPendingWrite.checksum);
 		count = CpPendingWrite.message_count;
 		replaced_by = CpPendingWrite.replaced_by;
 		discarded = CpPendingWrite.discarded;
 	}
+	if (trusted && !CpPendingWrite.optimistic)
+	{
+		/* The save path compared with the row and writes because it changed */
+		changed = true;
+		messages_changed = true;
+	}
 	else
 	{
 		od = heap_getattr(oldtup, cols->messages, desc, &onull);
 		nd = heap_getattr(newtup, cols->messages, desc, &nnull);
-		messages_changed = nnull || !same_varlena(od, nd);
+		if (nnull)
+			messages_changed = true;
+		else if (trusted)
+		{
+			/*
+			 * A different checksum proves a change without detoasting the
+			 * stored messages; only an equal one (a retry) compares bytes
+			 */
+			char	   *oc = TextDatumGetCString(heap_getattr(oldtup, cols->checksum, desc, &onull));
+
+			messages_changed = strcmp(oc, checksum) != 0 || !same_varlena(od, nd);
+		}
+		else
+			messages_changed = !same_varlena(od, nd);
 		changed = messages_changed;
 		for (int i = 0; !changed && i < 3; i++)
 		{
