@@ -13,6 +13,13 @@ SELECT * FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a00
 -- unchanged: the same content again (a retry) writes nothing
 SELECT * FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', 'Trip',
 	'[{"id":"m1","role":"user","content":"Where to?","created_at":1000}]', p_expected_version := 1);
+-- "nothing written" is literal: the row is still the same tuple
+CREATE TEMP TABLE tuple_before AS SELECT ctid AS at, xmin::text AS x FROM chatpersist.conversations
+WHERE user_id = '00000000-0000-0000-0000-00000000a001' AND id = 'trip';
+SELECT status FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', 'Trip',
+	'[{"id":"m1","role":"user","content":"Where to?","created_at":1000}]', p_expected_version := 1);
+SELECT c.ctid = b.at AND c.xmin::text = b.x AS same_tuple FROM chatpersist.conversations c, tuple_before b
+WHERE c.user_id = '00000000-0000-0000-0000-00000000a001' AND c.id = 'trip';
 -- key order and white space do not make content different
 SELECT status, version FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', 'Trip',
 	'[ {"created_at":1000, "content":"Where to?", "role":"user", "id":"m1"} ]');

@@ -466,13 +466,13 @@ do_write(WriteRequest *req, WriteOutcome *out)
 /*
  * The common save: the device's expected version is the stored one, so its
  * array simply replaces the stored one.  One UPDATE ... WHERE version =
- * expected does it without reading the row first; the guard trigger,
- * told by the note that nobody compared the content, keeps the version
- * when nothing changed (a retry: unchanged).  Returns false, having
- * written nothing, when no live row has that version (missing, deleted,
- * or changed meanwhile: under READ COMMITTED the UPDATE re-checks the
- * newest row after waiting for its lock); the caller then takes the
- * locking path, which merges.  Under REPEATABLE READ and SERIALIZABLE a
+ * expected does it without reading the row first.  The note tells the
+ * guard trigger that nobody compared the content, so the trigger skips
+ * the row when nothing changed (a retry).  Returns false, having written
+ * nothing, when no row was updated: unchanged, or no live row has that
+ * version (missing, deleted, or changed meanwhile: under READ COMMITTED
+ * the UPDATE re-checks the newest row after waiting for its lock); the
+ * caller then takes the locking path, which answers unchanged or merges.  Under REPEATABLE READ and SERIALIZABLE a
  * row changed after the snapshot raises 40001 here, as the lock would.
  */
 static bool
@@ -530,7 +530,7 @@ fast_forward(WriteRequest *req, WriteOutcome *out)
 	out->count = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 	out->stored_version = req->expected;
 	out->has_version = true;
-	out->status = out->version == req->expected ? "unchanged" : "updated";
+	out->status = "updated";
 	return true;
 }
 

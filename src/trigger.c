@@ -313,6 +313,7 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 	int64		old_version;
 	bool		key_changed;
 	bool		trusted;
+	bool		optimistic;
 	bool		changed;
 	bool		messages_changed;
 	char		checksum[CP_CHECKSUM_LEN + 1];
@@ -413,7 +414,16 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 				changed = !same_varlena(od, nd);
 		}
 	}
+	optimistic = trusted && CpPendingWrite.optimistic;
 	CpClearPendingWrite();
+
+	/*
+	 * An optimistic save that changes nothing (a retry) skips the row, so
+	 * that nothing at all is written; the save path sees no row updated
+	 * and answers unchanged from its locking path
+	 */
+	if (!changed && optimistic)
+		return NULL;
 
 	if (!changed)
 	{
