@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# run.sh: the chatpersist benchmark suite.
+#
+#   bash test/bench/run.sh            # the full run (about 18 minutes)
+#   bash test/bench/run.sh --quick    # 2 clients only, shorter (about 3 minutes)
+#
+# Runs as root on Debian 12 with PostgreSQL 15, like test/run.sh: installs
+# what is missing (test/setup.sh, then test/bench/packages), builds and
+# installs the extension (PG_CONFIG, default
+# /usr/lib/postgresql/15/bin/pg_config), starts a throwaway cluster
+# (test/cluster.sh, removed at the end, also on failure) and measures:
+#
+#   - save throughput with pgbench (-M prepared), for conversations of 10,
+#     100, 1000 and 10000 messages of about 300 bytes and 1, 2 and 8
+#     clients, of six workloads run side by side: in every round each
+#     workload runs for a fixed time, one after the other (the order turns
+#     from round to round); the result is the median tps of the rounds and
+#     its ratio to the raw UPDATE's median of the same size and clients;
+#   - checksum(m) against md5(m::text), and merge_messages against the same
+#     merge in SQL at 1000 + 1000 messages;
+#   - the backend's memory after 10,000 and after 200,000 saves in one
+#     session.
+#
+# The workloads (test/bench/workloads/*.sql, payloads and data in
+# setup.sql and load.sql, method in docs/performance.md):
+#   raw        a hand-written UPDATE ... SET messages = ..., version =
+#              version + 1 WHERE ... AND version = ... on a plain table
+#   raw-hist   the same, plus archiving the replaced row to a history
+#              table and pruning it (the floor for any save with history)
+#   pl-ff      the save contract in PL/pgSQL (plpgsql_save.sql), current version
+#   pl-stale   the same, one version behind: the SQL merge (sql_merge.sql)
+#   cp-ff      chatpersist.save_conversation, current version (fast-forward)
+#   cp-stale   chatpersist.save_conversation, one version behind (merge)
+#   cp-append  chatpersist.append_messages of one message
+#
+# Output: a table of medians and ratios and the targets on the terminal;
+# in test/bench/out/<date>-<mode>/ (test/bench/out/latest links to the
+# newest) the raw numbers (tps.tsv, micro.tsv, memory.tsv), the tables
+# (results.md), the plot (throughput.png) and the log.
+#
+# Settings from the environment, for experiments: BENCH_ROUNDS,
+# BENCH_SECONDS, BENCH_CLIENTS ("1 2 8"), BENCH_SIZES ("10 100 1000 10000"),
+# BENCH_WORKLOADS, BENCH_MEMORY ("10000 200000").
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+top=$(pwd)
+bench=$top/test/bench
+
+mode=full
+for arg in "$@"; do
+	case $arg in
+		--quick) mode=quick ;;
+		-h | --help)
+			sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+			exit 0
+			;;
+		*)
+			echo "usage: bash test/bench/run.sh [--quick]" >&2
+			exit 2
+			;;
+	esac
+done
+
+if [ "$mode" = quick ]; then
+	rounds=${BENCH_ROUNDS:-3}
+	seconds=${BENCH_SECONDS:-1}
+	clients_list=${BENCH_CLIENTS:-"2"}
+	micro_rounds=3
+	micro_scale=4			# iterations divided by this
+	memory_steps=${BENCH_MEMORY:-"10000 50000"}
+	warmup=0
+else
+	rounds=${BENCH_ROUNDS:-5}
+	seconds=${BENCH_SECONDS:-2}
+	clients_list=${BENCH_CLIENTS:-"1 2 8"}
+	micro_rounds=5
+	micro_scale=1
+	memory_steps=${BENCH_MEMORY:-"10000 200000"}
+	warmup=1
+fi
+sizes=${BENCH_SIZES:-"10 100 1000 10000"}
+workloads=${BENCH_WORKLOADS:-"raw raw_hist pl_ff pl_stale cp_ff cp_stale cp_append"}
+read -r -a workload_arr <<<"$workloads"
+
+# Conversations per size: many, so that each client has its own (clients
+# never wait for each other's row locks), and a multiple of 8
+users_for() {
+	case $1 in
+		10 | 100) echo 1000 ;;
+		1000) echo 200 ;;
+		*) echo 40 ;;
+	esac
+}
+
+started=$(date +%s)
+
+# What the benchmark needs beyond the build and test dependencies
+bash test/setup.sh >/dev/null || { echo "bench: setup failed (run test/setup.sh to see why)" >&2; exit 1; }
+mapfile -t packages < <(awk '{ sub(/#.*/, "") } NF { print $1 }' "$bench/packages")
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "bench: missing packages: ${missing[*]}; run as root (it uses apt-get)" >&2
+		exit 1
+	fi
+	echo "bench: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PG_CONFIG
+bindir=$("$PG_CONFIG" --bindir)
+export PATH="$bindir:$PATH"
+
+echo "== build and install ($PG_CONFIG)"
+make -s clean >/dev/null
+make -s PG_CONFIG="$PG_CONFIG" >/dev/null
+make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+
+stamp=$(date +%Y%m%d-%H%M%S)
+out=$bench/out/$stamp-$mode
+mkdir -p "$out"
+ln -sfn "$stamp-$mode" "$bench/out/latest"
+log=$out/bench.log
+: >"$log"
+
+# shellcheck source=test/cluster.sh
+. test/cluster.sh
+trap cp_cluster_stop EXIT
+# fsync off and no autovacuum come from cluster.sh; tables are vacuumed
+# between runs instead, so no run pays for another's garbage
+cp_cluster_start "shared_preload_libraries = 'chatpersist'" \
+	"shared_buffers = 1GB" \
+	"max_wal_size = 8GB" \
+	"checkpoint_timeout = 1h" >>"$log"
+
+psql_q() {
+	psql -X -q -v ON_ERROR_STOP=1 "$@"
+}
+
+{
+	echo "mode: $mode (rounds $rounds x ${seconds}s, clients $clients_list, sizes $sizes)"
+	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "commit: $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "server: $(psql -X -At -c 'SELECT version()')"
+	echo "cpu: $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+	echo "memory: $(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo) GB"
+	echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$out/env.txt"
+cat "$out/env.txt"
+
+echo "== data"
+users_args=()
+for s in 10 100 1000 10000; do
+	users_args+=(-v "users_$s=$(users_for "$s")")
+done
+psql_q "${users_args[@]}" -f "$bench/setup.sql" -f "$bench/sql_merge.sql" \
+	-f "$bench/plpgsql_save.sql" -f "$bench/micro.sql" -f "$bench/memory.sql" >>"$log"
+psql_q -f "$bench/load.sql" >>"$log"
+
+# Tables a workload writes, vacuumed after each of its runs
+tables_of() {
+	case $1 in
+		raw) echo "bench.raw_conv" ;;
+		raw_hist) echo "bench.rawh_conv bench.rawh_history" ;;
+		pl_*) echo "bench.pl_conv bench.pl_history" ;;
+		cp_*) echo "chatpersist.conversations chatpersist.history" ;;
+	esac
+}
+
+# Vacuum what a workload wrote and checkpoint, outside the timed runs
+settle() {
+	local args=() t
+	for t in $(tables_of "$1"); do
+		args+=(-c "VACUUM $t")
+	done
+	psql_q "${args[@]}" -c "CHECKPOINT" >>"$log"
+}
+
+# One pgbench run: workload size clients seconds; prints the tps
+run_pgbench() {
+	local w=$1 s=$2 c=$3 t=$4 j res tps
+	j=$((c < 2 ? c : 2))
+	if ! res=$(pgbench -n -M prepared -c "$c" -j "$j" -T "$t" \
+		-D s="$s" -D users="$(users_for "$s")" -D nc="$c" \
+		-f "$bench/workloads/$w.sql" 2>&1); then
+		echo "$res" >>"$log"
+		echo "bench: pgbench failed for $w at size $s with $c clients (see $log)" >&2
+		cp_cluster_log_tail 40 >&2
+		return 1
+	fi
+	echo "$res" >>"$log"
+	if ! grep -q "number of failed transactions: 0 " <<<"$res"; then
+		echo "bench: $w at size $s with $c clients had failed transactions (see $log)" >&2
+		return 1
+	fi
+	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$res")
+	[ -n "$tps" ] || { echo "bench: no tps in pgbench's output (see $log)" >&2; return 1; }
+	echo "$tps"
+}
+
+echo "== throughput (pgbench: $rounds rounds x ${seconds}s per workload, medians)"
+printf 'size\tclients\tround\tworkload\ttps\n' >"$out/tps.tsv"
+nw=${#workload_arr[@]}
+for s in $sizes; do
+	if [ "$warmup" -eq 1 ]; then
+		for w in "${workload_arr[@]}"; do
+			run_pgbench "$w" "$s" 1 1 >/dev/null
+			settle "$w"
+		done
+	fi
+	for c in $clients_list; do
+		line="size $s, $c client(s):"
+		for ((r = 0; r < rounds; r++)); do
+			for ((i = 0; i < nw; i++)); do
+				w=${workload_arr[$(((i + r) % nw))]}
+				tps=$(run_pgbench "$w" "$s" "$c" "$seconds")
+				printf '%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$((r + 1))" "$w" "$tps" >>"$out/tps.tsv"
+				settle "$w"
+			done
+			line="$line round $((r + 1))"
+		done
+		echo "$line"
+	done
+done
+
+# Every timed transaction did what it claims: all conversations hold the
+# array their version calls for, no save was unchanged or had a conflict
+check=$(psql -X -At -F ' ' <<'SQL'
+SELECT (SELECT count(*) FILTER (WHERE c.checksum <> chatpersist.checksum(p.arr))
+		FROM chatpersist.conversations c
+		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
+	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
+		FROM bench.raw_conv c
+		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
+	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
+		FROM bench.rawh_conv c
+		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
+	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
+		FROM bench.pl_conv c
+		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4),
+	(SELECT string_agg(name || '=' || value, ' ' ORDER BY name) FROM chatpersist.stats()
+	 WHERE name IN ('saves_updated', 'saves_merged', 'saves_unchanged', 'conflicts', 'appends'))
+SQL
+)
+echo "check: conversations off their cycle: ${check%% *}; stats: ${check#* }" | tee -a "$out/env.txt"
+if [ "${check%% *}" != 0 ] || ! grep -q "conflicts=0 .*saves_unchanged=0" <<<"$check"; then
+	echo "bench: the workloads did not do what they should (see above)" >&2
+	exit 1
+fi
+
+echo "== microbenchmarks ($micro_rounds rounds, medians)"
+printf 'name\tsize\tround\tus_per_call\n' >"$out/micro.tsv"
+for ((r = 1; r <= micro_rounds; r++)); do
+	for s in 10 100 1000 10000; do
+		n=$((200000 / s / micro_scale))
+		[ "$n" -ge 10 ] || n=10
+		for which in checksum md5; do
+			us=$(psql -X -At -c "SELECT bench.micro_checksum($s, '$which', $n)")
+			printf '%s\t%s\t%s\t%s\n' "$which" "$s" "$r" "$us" >>"$out/micro.tsv"
+		done
+	done
+	for which in cp3 sql3 cp2 sql2; do
+		case $which in cp*) n=$((400 / micro_scale)) ;; *) n=$((40 / micro_scale)) ;; esac
+		us=$(psql -X -At -c "SELECT bench.micro_merge('$which', $n)")
+		printf '%s\t%s\t%s\t%s\n' "merge_$which" 1000 "$r" "$us" >>"$out/micro.tsv"
+	done
+	echo "round $r"
+done
+
+echo "== memory (one session: ${memory_steps// / then } saves)"
+psql_q -c "VACUUM" -c "CHECKPOINT" >>"$log"
+mem_script="SELECT 0 AS saves, * FROM bench.backend_memory();"
+prev=0
+for n in $memory_steps; do
+	mem_script="$mem_script
+CALL bench.save_loop($((prev + 1)), $n);
+SELECT $n AS saves, * FROM bench.backend_memory();"
+	prev=$n
+done
+{
+	printf 'saves\tvm_rss_kb\trss_anon_kb\trss_file_kb\trss_shmem_kb\tcontexts_kb\n'
+	psql_q -At -F $'\t' <<<"$mem_script"
+} >"$out/memory.tsv"
+awk -F'\t' '{ printf "%-8s %10s %12s %12s %13s %12s\n", $1, $2, $3, $4, $5, $6 }' "$out/memory.tsv"
+
+echo "== report"
+bash "$bench/report.sh" "$out" "$mode"
+
+elapsed=$(($(date +%s) - started))
+echo "elapsed: $((elapsed / 60)) min $((elapsed % 60)) s" | tee -a "$out/env.txt"
+echo "output: $out"
