@@ -99,6 +99,20 @@ SELECT status, version, conflicts FROM chatpersist.save_conversation('00000000-0
 SELECT version, replaced_by, discarded FROM chatpersist.history
 WHERE user_id = '00000000-0000-0000-0000-00000000a001' AND conversation_id = 'trip' ORDER BY version DESC LIMIT 1;
 
+-- the same when TOAST compressed the row's conversation id in place (a
+-- long, compressible id in a row just over 2 kB): the save must still
+-- recognise the row it writes, or the trigger takes the write for a
+-- foreign one, keeps the version and drops the loser (found by test/fuzz)
+SELECT status, version FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a003', repeat('é', 127) || 'x', NULL,
+	(SELECT jsonb_agg(jsonb_build_object('id', 'p' || i, 'content', md5(i::text))) FROM generate_series(1, 46) i)
+	|| '[{"id":"a1","content":"new","updated_at":2000}]');
+SELECT pg_column_compression(id) AS id_compression FROM chatpersist.conversations
+WHERE user_id = '00000000-0000-0000-0000-00000000a003';
+SELECT status, version, conflicts FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a003', repeat('é', 127) || 'x', NULL,
+	'[{"id":"a1","content":"old","updated_at":1000}]');
+SELECT version, replaced_by, discarded FROM chatpersist.history
+WHERE user_id = '00000000-0000-0000-0000-00000000a003';
+
 -- overwritten: force replaces; the old content goes to history
 SELECT * FROM chatpersist.save_conversation('00000000-0000-0000-0000-00000000a001', 'trip', 'Trip (clean)',
 	'[{"id":"only","created_at":1}]', p_force_overwrite := true);
@@ -160,5 +174,5 @@ WHERE user_id = '00000000-0000-0000-0000-00000000a001' GROUP BY 1;
 SELECT conversation_id, count(*) FROM chatpersist.history
 WHERE user_id = '00000000-0000-0000-0000-00000000a002' GROUP BY 1;
 
-DELETE FROM chatpersist.history WHERE user_id IN ('00000000-0000-0000-0000-00000000a001', '00000000-0000-0000-0000-00000000a002');
-DELETE FROM chatpersist.conversations WHERE user_id IN ('00000000-0000-0000-0000-00000000a001', '00000000-0000-0000-0000-00000000a002');
+DELETE FROM chatpersist.history WHERE user_id IN ('00000000-0000-0000-0000-00000000a001', '00000000-0000-0000-0000-00000000a002', '00000000-0000-0000-0000-00000000a003');
+DELETE FROM chatpersist.conversations WHERE user_id IN ('00000000-0000-0000-0000-00000000a001', '00000000-0000-0000-0000-00000000a002', '00000000-0000-0000-0000-00000000a003');

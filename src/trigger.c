@@ -488,11 +488,18 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
  * Is this the row the save path described in CpPendingWrite?  The key and
  * the messages bytes must match; anything else (another trigger changed the
  * row, a nested write) is treated as a foreign write.
+ *
+ * The id of an UPDATE's new row is the stored one, which TOAST may have
+ * compressed in place (a long, compressible id in a row over the TOAST
+ * threshold), so it is compared detoasted.  The messages are the value the
+ * save path handed to SPI, never compressed before this trigger runs: a
+ * compressed or external value there is not ours.
  */
 static bool
 note_matches(HeapTuple tup, TupleDesc desc, GuardColumns *cols)
 {
 	bool		isnull;
+	bool		same;
 	Datum		d;
 	struct varlena *v;
 	Jsonb	   *note = CpPendingWrite.messages;
@@ -505,12 +512,15 @@ note_matches(HeapTuple tup, TupleDesc desc, GuardColumns *cols)
 		return false;
 
 	d = heap_getattr(tup, cols->id, desc, &isnull);
-	v = (struct varlena *) DatumGetPointer(d);
-	if (isnull || (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v)))
+	if (isnull)
 		return false;
-	if (VARSIZE_ANY_EXHDR(v) != CpPendingWrite.conversation_id_len ||
+	v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+	same = VARSIZE_ANY_EXHDR(v) == CpPendingWrite.conversation_id_len &&
 		memcmp(VARDATA_ANY(v), CpPendingWrite.conversation_id,
-			   CpPendingWrite.conversation_id_len) != 0)
+			   CpPendingWrite.conversation_id_len) == 0;
+	if (v != (struct varlena *) DatumGetPointer(d))
+		pfree(v);
+	if (!same)
 		return false;
 
 	d = heap_getattr(tup, cols->messages, desc, &isnull);
