@@ -98,10 +98,23 @@ extern void CpChecksumToHex(uint64 hash, char *out);
 /*
  * messages.c
  *
+ * A validated created_at/updated_at, as milliseconds since the epoch.  A
+ * number is converted only when the merge first compares it (see
+ * CpTimestampMs): numeric_float8 prints the number and parses the text
+ * back, which cost more than the rest of a merge, and most timestamps are
+ * never compared.  Until then num points to the number inside the parsed
+ * array; it is NULL once ms holds the value.
+ */
+typedef struct CpTimestamp
+{
+	Numeric		num;			/* not yet converted, or NULL */
+	double		ms;				/* the value, when num is NULL */
+} CpTimestamp;
+
+/*
  * A parsed, validated message array.  CpMessage entries point into the
  * jsonb value they were parsed from, which must stay allocated while they
- * are used.  Timestamps are milliseconds since the epoch; a missing one is
- * has_* = false.
+ * are used.  A missing timestamp is has_* = false.
  */
 typedef struct CpMessage
 {
@@ -113,8 +126,8 @@ typedef struct CpMessage
 	bool		has_created;
 	bool		has_updated;
 	bool		deleted;		/* "deleted": true, a message tombstone */
-	double		created_at;
-	double		updated_at;
+	CpTimestamp created_at;
+	CpTimestamp updated_at;
 } CpMessage;
 
 typedef struct CpMessageArray
@@ -136,6 +149,19 @@ extern CpMessage *CpFindMessage(CpMessageArray *arr, const char *id, int idlen);
 extern bool CpMessagesEqual(CpMessage *a, CpMessage *b);
 extern Jsonb *CpBuildArray(CpMessage **msgs, int n);
 extern bool CpParseTimestampValue(JsonbValue *v, double *ms);
+extern double CpConvertTimestamp(CpTimestamp *ts);
+
+/*
+ * The value of a validated timestamp in epoch milliseconds, converting a
+ * number on first use.
+ */
+static inline double
+CpTimestampMs(CpTimestamp *ts)
+{
+	if (ts->num != NULL)
+		return CpConvertTimestamp(ts);
+	return ts->ms;
+}
 
 /*
  * merge.c

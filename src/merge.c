@@ -51,7 +51,7 @@ static void match_base(CpMessageArray *base, CpMessageArray *side,
 					   CpMessage **side_base);
 static CpMessage *choose_copy(CpMessage *a, CpMessage *b, CpMessage *base,
 							  bool *conflict);
-static int	compare_order_key(const CpMessage *x, const CpMessage *y);
+static int	compare_order_key(CpMessage *x, CpMessage *y);
 static int	compare_order_key_qsort(const void *a, const void *b);
 static Datum merge_sql(FunctionCallInfo fcinfo, bool has_base);
 
@@ -352,8 +352,14 @@ choose_copy(CpMessage *a, CpMessage *b, CpMessage *base, bool *conflict)
 	/* later updated_at wins; a missing one is older than any */
 	if (a->has_updated != b->has_updated)
 		return a->has_updated ? a : b;
-	if (a->has_updated && a->updated_at != b->updated_at)
-		return a->updated_at > b->updated_at ? a : b;
+	if (a->has_updated)
+	{
+		double		au = CpTimestampMs(&a->updated_at);
+		double		bu = CpTimestampMs(&b->updated_at);
+
+		if (au != bu)
+			return au > bu ? a : b;
+	}
 
 	/* then a tombstone wins */
 	if (a->deleted != b->deleted)
@@ -373,12 +379,18 @@ choose_copy(CpMessage *a, CpMessage *b, CpMessage *base, bool *conflict)
  * then id.  Ids are unique in the union, so this is a strict order.
  */
 static int
-compare_order_key(const CpMessage *x, const CpMessage *y)
+compare_order_key(CpMessage *x, CpMessage *y)
 {
 	if (x->has_created != y->has_created)
 		return x->has_created ? 1 : -1;
-	if (x->has_created && x->created_at != y->created_at)
-		return x->created_at < y->created_at ? -1 : 1;
+	if (x->has_created)
+	{
+		double		xc = CpTimestampMs(&x->created_at);
+		double		yc = CpTimestampMs(&y->created_at);
+
+		if (xc != yc)
+			return xc < yc ? -1 : 1;
+	}
 	return CpCompareIds(x->id, x->idlen, y->id, y->idlen);
 }
 
@@ -386,8 +398,8 @@ compare_order_key(const CpMessage *x, const CpMessage *y)
 static int
 compare_order_key_qsort(const void *a, const void *b)
 {
-	return compare_order_key(*(const CpMessage *const *) a,
-							 *(const CpMessage *const *) b);
+	return compare_order_key(*(CpMessage *const *) a,
+							 *(CpMessage *const *) b);
 }
 
 /*

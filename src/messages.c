@@ -33,10 +33,19 @@
 
 #include "chatpersist.h"
 
+/* The fields of a message that parse_message reads (see find_fields) */
+#define CP_FIELD_ID				0
+#define CP_FIELD_CREATED_AT		1
+#define CP_FIELD_UPDATED_AT		2
+#define CP_FIELD_DELETED		3
+#define CP_NFIELDS				4
+
+static void find_fields(JsonbContainer *obj, JsonbValue *fields, bool *found);
 static void parse_message(JsonbContainer *obj, int objlen, int index,
 						  const char *argname, CpMessage *msg);
 static void timestamp_error(const char *field, JsonbValue *v, int index,
 							const char *argname) pg_attribute_noreturn();
+static bool check_timestamp(JsonbValue *v, CpTimestamp *ts);
 static bool parse_iso8601(const char *s, int len, double *ms);
 static const char *jsonb_type_name(JsonbValue *v);
 static int	compare_by_id(const void *a, const void *b);
@@ -237,6 +246,14 @@ CpMessagesEqual(CpMessage *a, CpMessage *b)
 		CpCompareIds(a->id, a->idlen, b->id, b->idlen) != 0)
 		return false;
 
+	/*
+	 * Texts with different checksums differ, and hashing streams the text
+	 * instead of building it, so only equal checksums (almost always equal
+	 * texts) need the comparison of the texts themselves.
+	 */
+	if (CpHashContainer(a->obj) != CpHashContainer(b->obj))
+		return false;
+
 	ta = JsonbToCString(NULL, a->obj, a->objlen);
 	tb = JsonbToCString(NULL, b->obj, b->objlen);
 	result = (strcmp(ta, tb) == 0);
@@ -309,24 +326,154 @@ CpBuildArray(CpMessage **msgs, int n)
 }
 
 /*
+ * Find the fields parse_message reads in one pass over the keys of a
+ * message object: fields[f] is the value of field f, if found[f].
+ *
+ * This reads the object's binary layout (jsonb.h): one JEntry per key, then
+ * one per value in the same order, then their data; a JEntry holds the
+ * child's length or its end offset (JBE_ADVANCE_OFFSET).  The values are
+ * filled in as fillJsonbValue does.  getKeyJsonValueFromContainer would
+ * binary-search the keys once per field, recomputing offsets each time,
+ * which was a third of a merge's cost.
+ */
+static void
+find_fields(JsonbContainer *obj, JsonbValue *fields, bool *found)
+{
+	uint32		count = JsonContainerSize(obj);
+	const JEntry *children = obj->children;
+	const char *base = (const char *) &children[count * 2];
+	uint32		kstart = 0;
+	uint32		vstart = 0;
+	uint32		i;
+
+	Assert(JsonContainerIsObject(obj));
+	for (i = 0; i < CP_NFIELDS; i++)
+		found[i] = false;
+
+	/* The values' data follow all of the keys' */
+	for (i = 0; i < count; i++)
+		JBE_ADVANCE_OFFSET(vstart, children[i]);
+
+	for (i = 0; i < count; i++)
+	{
+		JEntry		ventry = children[count + i];
+		uint32		kend = kstart;
+		uint32		vend = vstart;
+		const char *key = base + kstart;
+		int			f = -1;
+		JsonbValue *v;
+
+		JBE_ADVANCE_OFFSET(kend, children[i]);
+		JBE_ADVANCE_OFFSET(vend, ventry);
+
+		switch (kend - kstart)
+		{
+			case 2:
+				if (memcmp(key, "id", 2) == 0)
+					f = CP_FIELD_ID;
+				break;
+			case 7:
+				if (memcmp(key, "deleted", 7) == 0)
+					f = CP_FIELD_DELETED;
+				break;
+			case 10:
+				if (memcmp(key, "created_at", 10) == 0)
+					f = CP_FIELD_CREATED_AT;
+				else if (memcmp(key, "updated_at", 10) == 0)
+					f = CP_FIELD_UPDATED_AT;
+				break;
+		}
+
+		if (f >= 0)
+		{
+			v = &fields[f];
+			found[f] = true;
+			switch (ventry & JENTRY_TYPEMASK)
+			{
+				case JENTRY_ISSTRING:
+					v->type = jbvString;
+					v->val.string.val = (char *) base + vstart;
+					v->val.string.len = vend - vstart;
+					break;
+				case JENTRY_ISNUMERIC:
+					v->type = jbvNumeric;
+					v->val.numeric = (Numeric) (base + INTALIGN(vstart));
+					break;
+				case JENTRY_ISBOOL_TRUE:
+				case JENTRY_ISBOOL_FALSE:
+					v->type = jbvBool;
+					v->val.boolean = JBE_ISBOOL_TRUE(ventry);
+					break;
+				case JENTRY_ISNULL:
+					v->type = jbvNull;
+					break;
+				default:
+					Assert(JBE_ISCONTAINER(ventry));
+					v->type = jbvBinary;
+					v->val.binary.data = (JsonbContainer *) (base + INTALIGN(vstart));
+					v->val.binary.len = vend - INTALIGN(vstart);
+					break;
+			}
+		}
+
+		kstart = kend;
+		vstart = vend;
+	}
+
+#ifdef USE_ASSERT_CHECKING
+	/* The same values as getKeyJsonValueFromContainer finds */
+	for (i = 0; i < CP_NFIELDS; i++)
+	{
+		static const char *const names[CP_NFIELDS] = {
+			"id", "created_at", "updated_at", "deleted"
+		};
+		JsonbValue	check;
+
+		if (getKeyJsonValueFromContainer(obj, names[i], strlen(names[i]),
+										 &check) == NULL)
+		{
+			Assert(!found[i]);
+			continue;
+		}
+		Assert(found[i] && check.type == fields[i].type);
+		if (check.type == jbvString)
+			Assert(check.val.string.val == fields[i].val.string.val &&
+				   check.val.string.len == fields[i].val.string.len);
+		else if (check.type == jbvNumeric)
+			Assert(check.val.numeric == fields[i].val.numeric);
+		else if (check.type == jbvBool)
+			Assert(check.val.boolean == fields[i].val.boolean);
+		else if (check.type == jbvBinary)
+			Assert(check.val.binary.data == fields[i].val.binary.data &&
+				   check.val.binary.len == fields[i].val.binary.len);
+	}
+#endif
+}
+
+/*
  * Validate one message object and fill *msg.
  */
 static void
 parse_message(JsonbContainer *obj, int objlen, int index,
 			  const char *argname, CpMessage *msg)
 {
+	JsonbValue	fields[CP_NFIELDS];
+	bool		found[CP_NFIELDS];
 	JsonbValue	v;
 
 	msg->obj = obj;
 	msg->objlen = objlen;
 	msg->index = index;
 
+	find_fields(obj, fields, found);
+
 	/* id: a string of 1..255 bytes */
-	if (getKeyJsonValueFromContainer(obj, "id", 2, &v) == NULL)
+	if (!found[CP_FIELD_ID])
 		CpReject(
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("message %d of %s has no field \"id\"", index, argname),
 				 errhint("Each message is an object with a string \"id\".")));
+	v = fields[CP_FIELD_ID];
 	if (v.type != jbvString)
 		CpReject(
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -344,27 +491,32 @@ parse_message(JsonbContainer *obj, int objlen, int index,
 
 	/* created_at, updated_at: epoch milliseconds or ISO-8601 */
 	msg->has_created = false;
-	msg->created_at = 0;
-	if (getKeyJsonValueFromContainer(obj, "created_at", 10, &v) != NULL)
+	msg->created_at.num = NULL;
+	msg->created_at.ms = 0;
+	if (found[CP_FIELD_CREATED_AT])
 	{
-		if (!CpParseTimestampValue(&v, &msg->created_at))
+		v = fields[CP_FIELD_CREATED_AT];
+		if (!check_timestamp(&v, &msg->created_at))
 			timestamp_error("created_at", &v, index, argname);
 		msg->has_created = true;
 	}
 
 	msg->has_updated = false;
-	msg->updated_at = 0;
-	if (getKeyJsonValueFromContainer(obj, "updated_at", 10, &v) != NULL)
+	msg->updated_at.num = NULL;
+	msg->updated_at.ms = 0;
+	if (found[CP_FIELD_UPDATED_AT])
 	{
-		if (!CpParseTimestampValue(&v, &msg->updated_at))
+		v = fields[CP_FIELD_UPDATED_AT];
+		if (!check_timestamp(&v, &msg->updated_at))
 			timestamp_error("updated_at", &v, index, argname);
 		msg->has_updated = true;
 	}
 
 	/* deleted: a boolean */
 	msg->deleted = false;
-	if (getKeyJsonValueFromContainer(obj, "deleted", 7, &v) != NULL)
+	if (found[CP_FIELD_DELETED])
 	{
+		v = fields[CP_FIELD_DELETED];
 		if (v.type != jbvBool)
 			CpReject(
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -424,6 +576,52 @@ CpParseTimestampValue(JsonbValue *v, double *ms)
 	if (v->type == jbvString)
 		return parse_iso8601(v->val.string.val, v->val.string.len, ms);
 	return false;
+}
+
+/*
+ * Validate a message's created_at/updated_at and fill *ts, like
+ * CpParseTimestampValue but leaving a number unconverted (see CpTimestamp).
+ * The checks are the same: a number is valid unless it is NaN or infinite
+ * (a finite one always converts, out-of-range values to +-HUGE_VAL), a
+ * string must be a valid ISO-8601 timestamp, which is cheap to parse at
+ * once.
+ */
+static bool
+check_timestamp(JsonbValue *v, CpTimestamp *ts)
+{
+	if (v->type == jbvNumeric)
+	{
+		if (numeric_is_nan(v->val.numeric) || numeric_is_inf(v->val.numeric))
+			return false;
+		ts->num = v->val.numeric;
+		return true;
+	}
+	if (v->type == jbvString)
+	{
+		ts->num = NULL;
+		return parse_iso8601(v->val.string.val, v->val.string.len, &ts->ms);
+	}
+	return false;
+}
+
+/*
+ * Convert a timestamp that check_timestamp left as a number, and remember
+ * the result.  Out of line: CpTimestampMs calls it once per timestamp.
+ */
+double
+CpConvertTimestamp(CpTimestamp *ts)
+{
+	JsonbValue	v;
+	bool		ok PG_USED_FOR_ASSERTS_ONLY;
+
+	Assert(ts->num != NULL);
+	v.type = jbvNumeric;
+	v.val.numeric = ts->num;
+	ok = CpParseTimestampValue(&v, &ts->ms);
+	/* check_timestamp rejected every number that does not convert */
+	Assert(ok);
+	ts->num = NULL;
+	return ts->ms;
 }
 
 /* Read exactly n decimal digits at *p into *out; advance *p */
