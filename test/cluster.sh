@@ -11,6 +11,35 @@
 CP_PGBIN=${CP_PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 CP_CLUSTER_DIR=""
 
+# cp_private_install DIR [make variables...]: copy the server's binaries,
+# libraries and share files into DIR (with their paths under it, as
+# DESTDIR lays them out), install this tree's build there with
+# `make install DESTDIR=DIR`, and point CP_PGBIN at the copy.  The server is
+# relocatable (it finds its lib and share directories relative to its own
+# binary, as PostgreSQL's own `make check` relies on), so a cluster started
+# from the copy loads this build and nothing else: the system's
+# installation is left alone, and several builds (a sanitizer build, two
+# worktrees) can be tested side by side.  Uses PG_CONFIG (default
+# pg_config).  About 50 MB.
+cp_private_install() {
+	local dir=$1
+	shift
+	local pgc=${PG_CONFIG:-pg_config}
+	local bindir sharedir root
+	bindir=$("$pgc" --bindir) || return 1
+	sharedir=$("$pgc" --sharedir) || return 1
+	root=$(dirname "$bindir") # /usr/lib/postgresql/15: bin/ and lib/
+
+	rm -rf "$dir"
+	mkdir -p "$dir$(dirname "$root")" "$dir$(dirname "$sharedir")" || return 1
+	cp -a "$root" "$dir$root" || return 1
+	cp -a "$sharedir" "$dir$sharedir" || return 1
+	make -s PG_CONFIG="$pgc" DESTDIR="$dir" "$@" install >/dev/null || return 1
+	chmod -R a+rX "$dir"
+	CP_PGBIN=$dir$bindir
+	export CP_PGBIN
+}
+
 # Run a command as the postgres user when we are root
 cp_as_postgres() {
 	if [ "$(id -u)" -eq 0 ]; then

@@ -21,9 +21,13 @@ PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 export PG_CONFIG
 export PATH="$("$PG_CONFIG" --bindir):$PATH"
 
-echo "== building and installing chatpersist"
-make -s PG_CONFIG="$PG_CONFIG" >/dev/null
-make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+# test/run.sh runs the demo against its private installation (CP_PGBIN,
+# see cp_private_install in test/cluster.sh); otherwise build and install
+if [ -z "${CP_PGBIN:-}" ]; then
+	echo "== building and installing chatpersist"
+	make -s PG_CONFIG="$PG_CONFIG" >/dev/null
+	make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+fi
 
 . test/cluster.sh
 trap cp_cluster_stop EXIT

@@ -4,7 +4,8 @@
 #   bash test/run.sh
 #
 # Installs what is missing (test/setup.sh), builds with warnings as errors,
-# installs the extension, starts a throwaway cluster (test/cluster.sh) and
+# installs the extension into a private copy of the server (the system's
+# installation is not touched), starts a throwaway cluster (test/cluster.sh) and
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
 # pgTAP (test/pgtap/), the property scripts (test/*_props.sh) and the
 # dump and restore round trip (test/dump_restore.sh), and the node-postgres
@@ -29,10 +30,14 @@ if ! make -s PG_CONFIG="$PG_CONFIG" PG_CFLAGS="-Werror -DUSE_ASSERT_CHECKING"; t
 	echo "0 passed, 1 failed"
 	exit 1
 fi
-make -s PG_CONFIG="$PG_CONFIG" install >/dev/null || { echo "install failed"; echo "0 passed, 1 failed"; exit 1; }
 
+# Install into a private copy of the server, not the system's (see
+# cp_private_install): the tests never replace an installed chatpersist,
+# and two checkouts can run them side by side
 . test/cluster.sh
-trap cp_cluster_stop EXIT
+install_dir=$(mktemp -d /tmp/chatpersist-install.XXXXXX)
+trap 'cp_cluster_stop; rm -rf "$install_dir"' EXIT
+cp_private_install "$install_dir" || { echo "install failed"; echo "0 passed, 1 failed"; exit 1; }
 cp_cluster_start "shared_preload_libraries = 'chatpersist'" || { echo "could not start a cluster"; echo "0 passed, 1 failed"; exit 1; }
 
 total_pass=0

@@ -123,7 +123,6 @@ export PATH="$bindir:$PATH"
 echo "== build and install ($PG_CONFIG)"
 make -s clean >/dev/null
 make -s PG_CONFIG="$PG_CONFIG" >/dev/null
-make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 
 stamp=$(date +%Y%m%d-%H%M%S)
 out=$bench/out/$stamp-$mode
@@ -134,7 +133,11 @@ log=$out/bench.log
 
 # shellcheck source=test/cluster.sh
 . test/cluster.sh
-trap cp_cluster_stop EXIT
+# a private copy of the server with this build (the system's installation
+# is left alone, see cp_private_install)
+install_dir=$(mktemp -d /tmp/chatpersist-install.XXXXXX)
+trap 'cp_cluster_stop; rm -rf "$install_dir"' EXIT
+cp_private_install "$install_dir"
 # fsync off and no autovacuum come from cluster.sh; tables are vacuumed
 # between runs instead, so no run pays for another's garbage
 cp_cluster_start "shared_preload_libraries = 'chatpersist'" \
