@@ -12,9 +12,13 @@
  * keep different numeric scale (1.0 and 1.00) get different checksums.
  *
  * The text is never built.  The container's binary layout is walked
- * directly and the text is produced token by token into a small fixed
+ * directly and the text is produced token by token into a fixed 8 kB
  * buffer that is fed to a streaming XXH3 state whenever it fills up, so
  * hashing a large message array costs no memory proportional to its size.
+ * (A text that never fills the buffer, a small conversation's, is hashed
+ * with one XXH3_64bits call instead, which gives the same hash.)  Strings
+ * are scanned for bytes to escape a block at a time and numbers printed
+ * from their stored digits, both by the pure functions of canon.h.
  * The code below must stay byte-for-byte in step with JsonbToCStringWorker
  * (non-indented mode), escape_json and numeric_out of the server it is
  * built against; the regression test and test/checksum_props.sh compare
@@ -23,7 +27,7 @@
  *
  * Everything here is a pure function of its input: no locks, no shared
  * state.  Memory is allocated in the caller's context, except the text of
- * numbers too long to print in place (numeric_text), which goes to a
+ * numbers too long to print in place (cp_numeric_text), which goes to a
  * scratch context that is reset as the walk goes.
  *
  * Copyright (c) 2026, chatpersist developers
@@ -44,6 +48,7 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 
+#include "canon.h"
 #include "chatpersist.h"
 
 /* Size of the text buffer between the jsonb walk and the XXH3 state */
@@ -52,22 +57,36 @@
 /* Room for the longest escape sequence, \u00XX */
 #define CP_MAX_ESCAPE_LEN		6
 
+/*
+ * Bytes of the buffer past CP_HASH_BUFSIZE that a short string may be
+ * copied into as one fixed-size block (only its own bytes count as used)
+ */
+#define CP_HASH_SLACK			CP_SCAN_BLOCK
+
+/* Longest number printed in place; longer ones go through numeric_out */
+#define CP_MAX_NUMBER_LEN		128
+
 /* Reset the scratch context for number text after this many numbers */
 #define CP_NUMBERS_PER_RESET	1024
 
 /*
- * State of one canonical-text hash: the XXH3 state, the pending bytes not
- * yet fed to it, and the scratch context for numeric_out.  It lives on the
+ * State of one canonical-text hash: the XXH3 state, the buffer of text not
+ * yet fed to it (the walk keeps its own write position, see
+ * text_hash_room), and the scratch context for numeric_out.  A text that
+ * fits in the buffer is hashed with one XXH3_64bits call at the end, which
+ * gives the same hash as streaming and costs less.  It lives on the
  * stack of CpHashContainer (XXH3_state_t needs its 64-byte alignment, which
  * palloc would not give).
  */
 typedef struct CpTextHash
 {
 	XXH3_state_t state;
-	size_t		used;			/* bytes pending in buf */
+	bool		streaming;		/* state started: text was fed to it */
+	char	   *bufend;			/* buf + CP_HASH_BUFSIZE */
+	const char *limit;			/* end of the jsonb bytes being walked */
 	MemoryContext numcxt;		/* created at the first number, or NULL */
 	int			nnumbers;		/* numbers printed since the last reset */
-	char		buf[CP_HASH_BUFSIZE];
+	char		buf[CP_HASH_BUFSIZE + CP_HASH_SLACK];
 } CpTextHash;
 
 /*
@@ -91,190 +110,145 @@ static const char escape_kind[256] = {
 
 static const char hex_digits[] = "0123456789abcdef";
 
-static inline void text_hash_flush(CpTextHash *th);
-static inline void text_hash_bytes(CpTextHash *th, const char *data, size_t len);
-static inline void text_hash_char(CpTextHash *th, char c);
-static inline bool escape_word(uint64 w);
-static int	numeric_text(Numeric num, char *out, int outsize);
-static void text_hash_string(CpTextHash *th, const char *str, int len);
-static void text_hash_numeric(CpTextHash *th, Numeric num);
-static void text_hash_child(CpTextHash *th, JEntry entry, const char *base,
-							uint32 start, uint32 end);
-static void text_hash_container(CpTextHash *th, JsonbContainer *jc);
+static inline char *text_hash_room(CpTextHash *th, char *dst, size_t need);
+static char *text_hash_flush(CpTextHash *th, char *dst);
+static char *text_hash_bytes(CpTextHash *th, char *dst, const char *data,
+							 size_t len);
+static inline char *text_hash_string(CpTextHash *th, char *dst,
+									 const char *str, uint32 len);
+static char *text_hash_escaped(CpTextHash *th, char *dst,
+							   const unsigned char *p,
+							   const unsigned char *end, size_t run);
+static inline char *text_hash_numeric(CpTextHash *th, char *dst, Numeric num);
+static char *text_hash_numeric_out(CpTextHash *th, char *dst, Numeric num);
+static inline char *text_hash_child(CpTextHash *th, char *dst, JEntry entry,
+									const char *base, uint32 start,
+									uint32 end);
+static char *text_hash_container(CpTextHash *th, char *dst, JsonbContainer *jc);
 
 /*
- * Feed the pending bytes to the XXH3 state and empty the buffer.
+ * The walk writes text at a position dst in th->buf, which it passes along
+ * and gets back from every step (so the position stays in a register), and
+ * asks for room before each fixed-size piece: text_hash_room feeds the
+ * pending text to the XXH3 state when fewer than need bytes are left.
+ * Feeding the text in other pieces gives the same hash: only the
+ * concatenation counts.
  */
-static inline void
-text_hash_flush(CpTextHash *th)
+static inline char *
+text_hash_room(CpTextHash *th, char *dst, size_t need)
 {
-	if (th->used > 0)
-	{
-		(void) XXH3_64bits_update(&th->state, th->buf, th->used);
-		th->used = 0;
-	}
+	Assert(need <= CP_HASH_BUFSIZE);
+
+	/*
+	 * CpHashContainer leaves th->state and th->buf unset until they are
+	 * written (the state at the first flush), which cppcheck's
+	 * whole-program check takes for a read of an uninitialised variable
+	 */
+	/* cppcheck-suppress ctuuninitvar */
+	if (unlikely((size_t) (th->bufend - dst) < need))
+		dst = text_hash_flush(th, dst);
+	return dst;
 }
 
 /*
- * Append len bytes of text.  A run that does not fit in the free part of
- * the buffer flushes it; a run at least as long as the whole buffer then
- * goes straight to the XXH3 state, which gives the same hash as feeding it
- * through the buffer.
+ * Feed the buffer's text to the XXH3 state (started here, at the first
+ * flush) and return the emptied buffer's start.
  */
-static inline void
-text_hash_bytes(CpTextHash *th, const char *data, size_t len)
+static char *
+text_hash_flush(CpTextHash *th, char *dst)
 {
-	if (likely(len <= CP_HASH_BUFSIZE - th->used))
+	if (!th->streaming)
 	{
-		memcpy(th->buf + th->used, data, len);
-		th->used += len;
-		return;
+		XXH3_INITSTATE(&th->state);
+		(void) XXH3_64bits_reset(&th->state);
+		th->streaming = true;
 	}
-
-	text_hash_flush(th);
-	if (len >= CP_HASH_BUFSIZE)
-		(void) XXH3_64bits_update(&th->state, data, len);
-	else
-	{
-		memcpy(th->buf, data, len);
-		th->used = len;
-	}
-}
-
-/* Append one byte of text */
-static inline void
-text_hash_char(CpTextHash *th, char c)
-{
-	if (unlikely(th->used >= CP_HASH_BUFSIZE))
-		text_hash_flush(th);
-	th->buf[th->used++] = c;
+	(void) XXH3_64bits_update(&th->state, th->buf, dst - th->buf);
+	return th->buf;
 }
 
 /*
- * Does any of the 8 bytes of w need an escape (a byte below 0x20, '"' or
- * '\\')?  The classic word-at-a-time tests ("haszero" and "hasless" of
- * Bit Twiddling Hacks): (x - 0x01..01) & ~x & 0x80..80 is nonzero exactly
- * when some byte of x is zero, and with 0x20..20 in place of 0x01..01
- * exactly when some byte is below 0x20 (this holds for any bound up to
- * 0x80, and bytes of 0x80 and up never match); a zero byte of w ^ 0x22..22
- * or of w ^ 0x5c..5c is a '"' or a '\\'.  Only the yes-or-no answer is
- * exact (a borrow can mark a byte above a matching one), which is all we
- * use: the caller then looks at the bytes one by one.  So the byte order of
- * w does not matter either.
+ * Append len bytes of any length: through the buffer, or, when they do
+ * not fit, straight to the XXH3 state after the pending text.
  */
-static inline bool
-escape_word(uint64 w)
+static char *
+text_hash_bytes(CpTextHash *th, char *dst, const char *data, size_t len)
 {
-	const uint64 ones = UINT64CONST(0x0101010101010101);
-	const uint64 highs = UINT64CONST(0x8080808080808080);
-	uint64		quote = w ^ (ones * '"');
-	uint64		backslash = w ^ (ones * '\\');
-	uint64		r;
-
-	r = (w - ones * 0x20) & ~w;
-	r |= (quote - ones) & ~quote;
-	r |= (backslash - ones) & ~backslash;
-	return (r & highs) != 0;
+	if ((size_t) (th->bufend - dst) < len)
+	{
+		dst = text_hash_flush(th, dst);
+		if (len >= CP_HASH_BUFSIZE)
+		{
+			(void) XXH3_64bits_update(&th->state, data, len);
+			return dst;
+		}
+	}
+	memcpy(dst, data, len);
+	return dst + len;
 }
 
 /*
  * Append a jsonb string (a key or a string value) as escape_json prints it:
  * in double quotes, with \" \\ \b \f \n \r \t, other bytes below 0x20 as
- * \u00XX in lowercase hex, every other byte verbatim.  Runs of verbatim
- * bytes are copied in one piece.
+ * \u00XX in lowercase hex, every other byte verbatim.
+ *
+ * The common case is inline: a string with nothing to escape (a key, an
+ * id, a role, most lines of text) that fits in the buffer is copied there
+ * with its quotes in one piece; a short one as one fixed-size block when
+ * that much can be read (CP_HASH_SLACK takes the excess).  cp_escape_scan
+ * finds the first byte to escape a block at a time.
+ */
+static inline char *
+text_hash_string(CpTextHash *th, char *dst, const char *str, uint32 len)
+{
+	const unsigned char *p = (const unsigned char *) str;
+	size_t		avail = th->limit - str;
+	size_t		run = cp_escape_scan(p, len, avail);
+
+	if (likely(run == len &&
+			   (size_t) (th->bufend - dst) >= (size_t) len + 2))
+	{
+		*dst++ = '"';
+		if (len <= CP_SCAN_BLOCK && avail >= CP_SCAN_BLOCK)
+			memcpy(dst, p, CP_SCAN_BLOCK);
+		else
+			memcpy(dst, p, len);
+		dst += len;
+		*dst++ = '"';
+		return dst;
+	}
+	return text_hash_escaped(th, dst, p, p + len, run);
+}
+
+/*
+ * The rest of text_hash_string: a string with bytes to escape, or too long
+ * for the buffer's free part.  run is the length of its first verbatim run.
  *
  * JsonbToCString passes escape_json a NUL-terminated copy of the string, so
  * it would stop at an embedded NUL byte.  jsonb input rejects \u0000, so
  * that cannot happen, but we stop there too rather than print a \u0000 the
  * server never would.
  */
-static void
-text_hash_string(CpTextHash *th, const char *str, int len)
+static char *
+text_hash_escaped(CpTextHash *th, char *dst, const unsigned char *p,
+				  const unsigned char *end, size_t run)
 {
-	const unsigned char *p = (const unsigned char *) str;
-	const unsigned char *end = p + len;
-	const unsigned char *run = p;
+	dst = text_hash_room(th, dst, 1);
+	*dst++ = '"';
+	dst = text_hash_bytes(th, dst, (const char *) p, run);
+	p += run;
 
-	/*
-	 * The common case, a string that fits in the buffer with its quotes:
-	 * copy it there word by word while checking for escapes, which saves
-	 * the calls per run and per byte below on the many short strings (keys,
-	 * ids).  At the first byte to escape, the general loop takes over.
-	 */
-	if (likely((size_t) len + 2 <= CP_HASH_BUFSIZE - th->used))
-	{
-		char	   *dst = th->buf + th->used;
-
-		*dst++ = '"';
-		while (end - p >= 8)
-		{
-			uint64		w;
-
-			memcpy(&w, p, sizeof(w));
-			if (escape_word(w))
-				break;
-			memcpy(dst, &w, sizeof(w));
-			dst += 8;
-			p += 8;
-		}
-		while (p < end && escape_kind[*p] == 0)
-			*dst++ = (char) *p++;
-		if (p == end)
-		{
-			*dst++ = '"';
-			th->used = dst - th->buf;
-			return;
-		}
-		th->used = dst - th->buf;
-		run = p;
-	}
-	else
-		text_hash_char(th, '"');
-
+	/* At a byte to escape: escape it, then copy the next run */
 	while (p < end)
 	{
-		unsigned char c;
-		char		kind;
-		char	   *dst;
+		unsigned char c = *p;
+		char		kind = escape_kind[c];
 
-		/*
-		 * Skip verbatim bytes 8 at a time while no byte of the word needs an
-		 * escape: that is most of a message's text, and testing one byte at
-		 * a time was the largest cost of hashing it.  See escape_word.
-		 */
-		while (end - p >= 8)
-		{
-			uint64		w;
-
-			memcpy(&w, p, sizeof(w));
-			if (escape_word(w))
-				break;
-			p += 8;
-		}
-		if (p >= end)
-			break;
-
-		c = *p;
-		kind = escape_kind[c];
-		if (likely(kind == 0))
-		{
-			p++;
-			continue;
-		}
-
-		/* Flush the verbatim run before this byte */
-		if (p > run)
-			text_hash_bytes(th, (const char *) run, p - run);
+		Assert(kind != 0);
 		if (unlikely(c == '\0'))
-		{
-			run = p;
-			end = p;
 			break;
-		}
 
-		if (unlikely(th->used > CP_HASH_BUFSIZE - CP_MAX_ESCAPE_LEN))
-			text_hash_flush(th);
-		dst = th->buf + th->used;
+		dst = text_hash_room(th, dst, CP_MAX_ESCAPE_LEN);
 		dst[0] = '\\';
 		dst[1] = kind;
 		if (kind == 'u')
@@ -283,190 +257,52 @@ text_hash_string(CpTextHash *th, const char *str, int len)
 			dst[3] = '0';
 			dst[4] = hex_digits[c >> 4];
 			dst[5] = hex_digits[c & 0x0f];
-			th->used += 6;
+			dst += 6;
 		}
 		else
-			th->used += 2;
-
+			dst += 2;
 		p++;
-		run = p;
+
+		run = cp_escape_scan(p, end - p, th->limit - (const char *) p);
+		dst = text_hash_bytes(th, dst, (const char *) p, run);
+		p += run;
 	}
 
-	if (end > run)
-		text_hash_bytes(th, (const char *) run, end - run);
-	text_hash_char(th, '"');
+	dst = text_hash_room(th, dst, 1);
+	*dst++ = '"';
+	return dst;
 }
 
 /*
- * The on-disk layout of a numeric (src/backend/utils/adt/numeric.c, which
- * does not export it): a varlena header, then either a 16-bit short header
- * (flag bits 10, a sign bit, 6 bits of display scale, 7 bits of weight)
- * or, in the long format (flag bits 00 or 01, the sign), a 16-bit sign and
- * display scale and a 16-bit weight; then the digits, base 10000, most
- * significant first, the first one at the given weight (its power of
- * 10000).  Flag bits 11 are NaN and the infinities.  The layout is part of
- * the on-disk format, which pg_upgrade keeps, so it cannot change within a
- * major version or between them.
+ * Append a number as numeric_out prints it (so the scale is kept), decoded
+ * from its stored form by cp_numeric_text straight into the buffer; the
+ * few it declines go through numeric_out.
  */
-#define CP_NUMERIC_SIGN_MASK		0xC000
-#define CP_NUMERIC_NEG				0x4000
-#define CP_NUMERIC_SHORT			0x8000
-#define CP_NUMERIC_SPECIAL			0xC000
-#define CP_NUMERIC_SHORT_SIGN_MASK	0x2000
-#define CP_NUMERIC_SHORT_DSCALE_MASK	0x1F80
-#define CP_NUMERIC_SHORT_DSCALE_SHIFT	7
-#define CP_NUMERIC_SHORT_WEIGHT_SIGN_MASK	0x0040
-#define CP_NUMERIC_SHORT_WEIGHT_MASK	0x003F
-#define CP_NUMERIC_DSCALE_MASK		0x3FFF
-#define CP_NBASE_DIGITS				4	/* decimal digits per base-10000 digit */
-
-/* Longest number numeric_text prints; longer ones go through numeric_out */
-#define CP_MAX_NUMBER_LEN			128
-
-/*
- * Print num into out exactly as numeric_out does (get_str_from_var in
- * numeric.c: a '-' for a negative number, the integral digits without
- * leading zeroes, or "0", then a '.' and exactly display-scale digits).
- * Returns the length, or -1 without writing anything if num is NaN or an
- * infinity, has an unexpected header, or takes more than outsize bytes;
- * the caller then falls back to numeric_out.  (The assertion at the end
- * of CpHashContainer checks the whole text against JsonbToCString's.)
- */
-static int
-numeric_text(Numeric num, char *out, int outsize)
+static inline char *
+text_hash_numeric(CpTextHash *th, char *dst, Numeric num)
 {
-	const char *data;
-	uint16		header;
-	const int16 *digits;
-	int			ndigits;
-	int			weight;
-	int			dscale;
-	bool		neg;
-	int			need;
-	char	   *cp = out;
-	int			d;
-	int			i;
+	int			len = -1;
 
-	if (!VARATT_IS_4B_U(num) || VARSIZE(num) < VARHDRSZ + sizeof(uint16))
-		return -1;
-	data = VARDATA(num);
-	memcpy(&header, data, sizeof(uint16));
-
-	switch (header & CP_NUMERIC_SIGN_MASK)
-	{
-		case CP_NUMERIC_SHORT:
-			neg = (header & CP_NUMERIC_SHORT_SIGN_MASK) != 0;
-			dscale = (header & CP_NUMERIC_SHORT_DSCALE_MASK) >>
-				CP_NUMERIC_SHORT_DSCALE_SHIFT;
-			weight = header & CP_NUMERIC_SHORT_WEIGHT_MASK;
-			if (header & CP_NUMERIC_SHORT_WEIGHT_SIGN_MASK)
-				weight |= ~CP_NUMERIC_SHORT_WEIGHT_MASK;
-			digits = (const int16 *) (data + sizeof(uint16));
-			ndigits = (VARSIZE(num) - VARHDRSZ - sizeof(uint16)) / sizeof(int16);
-			break;
-		case CP_NUMERIC_SPECIAL:
-			return -1;
-		default:
-			{
-				int16		w;
-
-				if (VARSIZE(num) < VARHDRSZ + 2 * sizeof(uint16))
-					return -1;
-				neg = (header & CP_NUMERIC_SIGN_MASK) == CP_NUMERIC_NEG;
-				dscale = header & CP_NUMERIC_DSCALE_MASK;
-				memcpy(&w, data + sizeof(uint16), sizeof(int16));
-				weight = w;
-				digits = (const int16 *) (data + 2 * sizeof(uint16));
-				ndigits = (VARSIZE(num) - VARHDRSZ - 2 * sizeof(uint16)) /
-					sizeof(int16);
-			}
-			break;
-	}
-
-	/* As get_str_from_var sizes its buffer, with room to spare */
-	need = 1 + Max(weight + 1, 1) * CP_NBASE_DIGITS + 1 + dscale +
-		CP_NBASE_DIGITS;
-	if (need > outsize)
-		return -1;
-
-	if (neg)
-		*cp++ = '-';
-
-	/* The integral part: leading zeroes of the first digit suppressed */
-	if (weight < 0)
-	{
-		d = weight + 1;
-		*cp++ = '0';
-	}
-	else
-	{
-		for (d = 0; d <= weight; d++)
-		{
-			int			dig = (d < ndigits) ? digits[d] : 0;
-			char		tmp[CP_NBASE_DIGITS];
-
-			for (i = CP_NBASE_DIGITS - 1; i >= 0; i--)
-			{
-				tmp[i] = '0' + dig % 10;
-				dig /= 10;
-			}
-			i = 0;
-			if (d == 0)
-				while (i < CP_NBASE_DIGITS - 1 && tmp[i] == '0')
-					i++;
-			for (; i < CP_NBASE_DIGITS; i++)
-				*cp++ = tmp[i];
-		}
-	}
-
-	/* The fraction: exactly dscale digits, zero-padded */
-	if (dscale > 0)
-	{
-		char	   *endcp;
-
-		*cp++ = '.';
-		endcp = cp + dscale;
-		for (i = 0; i < dscale; d++, i += CP_NBASE_DIGITS)
-		{
-			int			dig = (d >= 0 && d < ndigits) ? digits[d] : 0;
-			int			k;
-
-			for (k = CP_NBASE_DIGITS - 1; k >= 0; k--)
-			{
-				cp[k] = '0' + dig % 10;
-				dig /= 10;
-			}
-			cp += CP_NBASE_DIGITS;
-		}
-		cp = endcp;
-	}
-
-	return cp - out;
+	dst = text_hash_room(th, dst, CP_MAX_NUMBER_LEN);
+	if (likely(VARATT_IS_4B_U(num)))
+		len = cp_numeric_text((const unsigned char *) VARDATA(num),
+							  VARSIZE(num) - VARHDRSZ, dst, CP_MAX_NUMBER_LEN);
+	if (likely(len >= 0))
+		return dst + len;
+	return text_hash_numeric_out(th, dst, num);
 }
 
 /*
- * Append a number as numeric_out prints it (so the scale is kept).  The
- * text is allocated in the scratch context, created at the first number
- * and reset every CP_NUMBERS_PER_RESET numbers; each string is also freed
- * at once, so memory stays bounded by the longest number even on huge
- * inputs.
+ * Append a number through numeric_out.  The text is allocated in the
+ * scratch context, created at the first such number and reset every
+ * CP_NUMBERS_PER_RESET numbers; each string is also freed at once, so
+ * memory stays bounded by the longest number even on huge inputs.
  */
-static void
-text_hash_numeric(CpTextHash *th, Numeric num)
+static char *
+text_hash_numeric_out(CpTextHash *th, char *dst, Numeric num)
 {
 	MemoryContext oldcxt;
 	char	   *str;
-	int			len;
-
-	/* Most numbers are printed here, straight into the buffer */
-	if (unlikely(th->used > CP_HASH_BUFSIZE - CP_MAX_NUMBER_LEN))
-		text_hash_flush(th);
-	len = numeric_text(num, th->buf + th->used, CP_MAX_NUMBER_LEN);
-	if (likely(len >= 0))
-	{
-		th->used += len;
-		return;
-	}
 
 	if (th->numcxt == NULL)
 		th->numcxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -483,45 +319,48 @@ text_hash_numeric(CpTextHash *th, Numeric num)
 											  NumericGetDatum(num)));
 	MemoryContextSwitchTo(oldcxt);
 
-	text_hash_bytes(th, str, strlen(str));
+	dst = text_hash_bytes(th, dst, str, strlen(str));
 	pfree(str);
 	th->nnumbers++;
+	return dst;
 }
 
 /*
- * Append child i of a container, whose data is at base + start (see
+ * Append a child of a container, whose data is at base + start (see
  * text_hash_container): a scalar as JsonbToCString prints it, or a nested
  * container.  A numeric or a container starts at the next 4-byte boundary,
  * as in fillJsonbValue.
  */
-static void
-text_hash_child(CpTextHash *th, JEntry entry, const char *base,
+static inline char *
+text_hash_child(CpTextHash *th, char *dst, JEntry entry, const char *base,
 				uint32 start, uint32 end)
 {
 	switch (entry & JENTRY_TYPEMASK)
 	{
 		case JENTRY_ISSTRING:
-			text_hash_string(th, base + start, end - start);
-			break;
+			return text_hash_string(th, dst, base + start, end - start);
 		case JENTRY_ISNUMERIC:
-			text_hash_numeric(th, (Numeric) (base + INTALIGN(start)));
-			break;
+			return text_hash_numeric(th, dst, (Numeric) (base + INTALIGN(start)));
 		case JENTRY_ISBOOL_TRUE:
-			text_hash_bytes(th, "true", 4);
-			break;
+			dst = text_hash_room(th, dst, 4);
+			memcpy(dst, "true", 4);
+			return dst + 4;
 		case JENTRY_ISBOOL_FALSE:
-			text_hash_bytes(th, "false", 5);
-			break;
+			dst = text_hash_room(th, dst, 5);
+			memcpy(dst, "false", 5);
+			return dst + 5;
 		case JENTRY_ISNULL:
-			text_hash_bytes(th, "null", 4);
-			break;
+			dst = text_hash_room(th, dst, 4);
+			memcpy(dst, "null", 4);
+			return dst + 4;
 		case JENTRY_ISCONTAINER:
-			text_hash_container(th, (JsonbContainer *) (base + INTALIGN(start)));
-			break;
+			return text_hash_container(th, dst,
+									   (JsonbContainer *) (base + INTALIGN(start)));
 		default:
 			elog(ERROR, "unknown jsonb entry type: %u",
 				 (unsigned int) (entry & JENTRY_TYPEMASK));
 	}
+	return dst;					/* keep the compiler quiet */
 }
 
 /*
@@ -538,8 +377,8 @@ text_hash_child(CpTextHash *th, JEntry entry, const char *base,
  * pallocs a frame for every container and copies every token into a
  * JsonbValue, which cost as much as all the rest of the hash.
  */
-static void
-text_hash_container(CpTextHash *th, JsonbContainer *jc)
+static char *
+text_hash_container(CpTextHash *th, char *dst, JsonbContainer *jc)
 {
 	uint32		count = JsonContainerSize(jc);
 	const JEntry *children = jc->children;
@@ -562,30 +401,38 @@ text_hash_container(CpTextHash *th, JsonbContainer *jc)
 		for (i = 0; i < count; i++)
 			JBE_ADVANCE_OFFSET(vstart, children[i]);
 
-		text_hash_char(th, '{');
+		dst = text_hash_room(th, dst, 1);
+		*dst++ = '{';
 		for (i = 0; i < count; i++)
 		{
 			JEntry		kentry = children[i];
 			JEntry		ventry = children[count + i];
 
 			if (i > 0)
-				text_hash_bytes(th, ", ", 2);
+			{
+				dst = text_hash_room(th, dst, 2);
+				*dst++ = ',';
+				*dst++ = ' ';
+			}
 
 			end = kstart;
 			JBE_ADVANCE_OFFSET(end, kentry);
 			Assert(JBE_ISSTRING(kentry));
-			text_hash_string(th, base + kstart, end - kstart);
+			dst = text_hash_string(th, dst, base + kstart, end - kstart);
 			kstart = end;
 
-			text_hash_bytes(th, ": ", 2);
+			dst = text_hash_room(th, dst, 2);
+			*dst++ = ':';
+			*dst++ = ' ';
 
 			end = vstart;
 			JBE_ADVANCE_OFFSET(end, ventry);
-			text_hash_child(th, ventry, base, vstart, end);
+			dst = text_hash_child(th, dst, ventry, base, vstart, end);
 			vstart = end;
 		}
-		text_hash_char(th, '}');
-		return;
+		dst = text_hash_room(th, dst, 1);
+		*dst++ = '}';
+		return dst;
 	}
 
 	Assert(JsonContainerIsArray(jc));
@@ -596,47 +443,62 @@ text_hash_container(CpTextHash *th, JsonbContainer *jc)
 		Assert(count == 1);
 		end = 0;
 		JBE_ADVANCE_OFFSET(end, children[0]);
-		text_hash_child(th, children[0], base, 0, end);
-		return;
+		return text_hash_child(th, dst, children[0], base, 0, end);
 	}
 
-	text_hash_char(th, '[');
+	dst = text_hash_room(th, dst, 1);
+	*dst++ = '[';
 	start = 0;
 	for (i = 0; i < count; i++)
 	{
 		if (i > 0)
-			text_hash_bytes(th, ", ", 2);
+		{
+			dst = text_hash_room(th, dst, 2);
+			*dst++ = ',';
+			*dst++ = ' ';
+		}
 		end = start;
 		JBE_ADVANCE_OFFSET(end, children[i]);
-		text_hash_child(th, children[i], base, start, end);
+		dst = text_hash_child(th, dst, children[i], base, start, end);
 		start = end;
 	}
-	text_hash_char(th, ']');
+	dst = text_hash_room(th, dst, 1);
+	*dst++ = ']';
+	return dst;
 }
 
 /*
  * XXH3-64 (seed 0) of the text JsonbToCString(NULL, jc, ...) prints for jc,
  * which may be a root container or one nested in a larger value (it hashes
- * as it would print standalone).  The text is streamed into the hash, never
- * built.  The number text is allocated in the current memory context and
- * freed before returning; jc must stay valid meanwhile.
+ * as it would print standalone).  len is the container's size in bytes
+ * (VARSIZE - VARHDRSZ for a root); the walk reads nothing outside those
+ * bytes.  The text is streamed into the hash, never built.  The number
+ * text is allocated in the current memory context and freed before
+ * returning; jc must stay valid meanwhile.
  */
 uint64
-CpHashContainer(JsonbContainer *jc)
+CpHashContainer(JsonbContainer *jc, Size len)
 {
 	CpTextHash	th;
 	uint64		hash;
+	char	   *dst;
 
-	XXH3_INITSTATE(&th.state);
-	(void) XXH3_64bits_reset(&th.state);
-	th.used = 0;
+	th.streaming = false;
+	th.bufend = th.buf + CP_HASH_BUFSIZE;
+	th.limit = (const char *) jc + len;
 	th.numcxt = NULL;
 	th.nnumbers = 0;
 
-	text_hash_container(&th, jc);
+	dst = text_hash_container(&th, th.buf, jc);
 
-	text_hash_flush(&th);
-	hash = (uint64) XXH3_64bits_digest(&th.state);
+	/* A text that fit in the buffer is hashed in one call, else streamed */
+	if (!th.streaming)
+		hash = (uint64) XXH3_64bits(th.buf, dst - th.buf);
+	else
+	{
+		(void) XXH3_64bits_update(&th.state, th.buf, dst - th.buf);
+		hash = (uint64) XXH3_64bits_digest(&th.state);
+	}
 
 	if (th.numcxt != NULL)
 		MemoryContextDelete(th.numcxt);
@@ -672,13 +534,20 @@ CpChecksumToHex(uint64 hash, char *out)
 }
 
 /*
- * Write the checksum of jc (see CpHashContainer) as CP_CHECKSUM_LEN hex
- * digits plus a NUL into out.
+ * Write the checksum of jc, len bytes (see CpHashContainer), as
+ * CP_CHECKSUM_LEN hex digits plus a NUL into out.
  */
 void
-CpChecksumContainer(JsonbContainer *jc, char *out)
+CpChecksumContainer(JsonbContainer *jc, Size len, char *out)
 {
-	CpChecksumToHex(CpHashContainer(jc), out);
+	CpChecksumToHex(CpHashContainer(jc, len), out);
+}
+
+/* The checksum of a whole (detoasted) jsonb value, into out as above */
+void
+CpChecksumJsonb(Jsonb *jb, char *out)
+{
+	CpChecksumContainer(&jb->root, VARSIZE(jb) - VARHDRSZ, out);
 }
 
 /*
@@ -699,7 +568,7 @@ chatpersist_checksum(PG_FUNCTION_ARGS)
 		CpNullArgument("p_messages");
 	jb = PG_GETARG_JSONB_P(0);
 
-	CpChecksumContainer(&jb->root, hex);
+	CpChecksumJsonb(jb, hex);
 
 	PG_FREE_IF_COPY(jb, 0);
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(hex, CP_CHECKSUM_LEN));

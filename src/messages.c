@@ -251,7 +251,7 @@ CpMessagesEqual(CpMessage *a, CpMessage *b)
 	 * instead of building it, so only equal checksums (almost always equal
 	 * texts) need the comparison of the texts themselves.
 	 */
-	if (CpHashContainer(a->obj) != CpHashContainer(b->obj))
+	if (CpHashContainer(a->obj, a->objlen) != CpHashContainer(b->obj, b->objlen))
 		return false;
 
 	ta = JsonbToCString(NULL, a->obj, a->objlen);

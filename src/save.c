@@ -750,7 +750,7 @@ merge_into(CpMessageArray *base, StoredRow *row, CpMessageArray *incoming,
 
 	nc->status = "merged";
 	nc->messages = mr.merged;
-	CpChecksumContainer(&mr.merged->root, nc->checksum);
+	CpChecksumJsonb(mr.merged, nc->checksum);
 	nc->count = mr.nlive;
 	nc->conflicts = mr.conflicts;
 	if (mr.nb_lost > 0)
@@ -770,7 +770,7 @@ take_messages(NewContent *nc, Jsonb *messages, const char *what)
 
 	CpParseMessages(messages, what, true, &arr);
 	nc->messages = messages;
-	CpChecksumContainer(&messages->root, nc->checksum);
+	CpChecksumJsonb(messages, nc->checksum);
 	nc->count = arr.nlive;
 }
 
@@ -781,7 +781,7 @@ static void
 take_incoming(WriteRequest *req, NewContent *nc)
 {
 	nc->messages = req->messages;
-	CpChecksumContainer(&req->messages->root, nc->checksum);
+	CpChecksumJsonb(req->messages, nc->checksum);
 	nc->count = req->incoming.nlive;
 }
 

@@ -541,7 +541,7 @@ compute_messages(Datum messages, char *checksum, int32 *count)
 	CpMessageArray arr;
 
 	CpParseMessages(jb, "messages", true, &arr);
-	CpChecksumContainer(&jb->root, checksum);
+	CpChecksumJsonb(jb, checksum);
 	*count = arr.nlive;
 }
 
