@@ -179,6 +179,16 @@ cp_escape_scan(const unsigned char *p, size_t n, size_t avail)
 #define CP_NUMERIC_SHORT_WEIGHT_MASK	0x003F
 #define CP_NUMERIC_DSCALE_MASK		0x3FFF
 
+/* Is a stored numeric (data: its bytes after the varlena header) NaN or infinite? */
+static inline int
+cp_numeric_is_special(const unsigned char *data)
+{
+	uint16_t	header;
+
+	memcpy(&header, data, 2);
+	return (header & CP_NUMERIC_SIGN_MASK) == CP_NUMERIC_SPECIAL;
+}
+
 /* "00" "01" ... "99": two decimal digits at a time */
 static const char cp_digit_pairs[200] =
 "00010203040506070809101112131415161718192021222324252627282930313233343536373839"

@@ -122,6 +122,7 @@ typedef struct CpMessage
 {
 	const char *id;				/* not NUL-terminated */
 	int			idlen;
+	uint64		idkey;			/* first 8 bytes of id, see CpIdKey */
 	JsonbContainer *obj;		/* the message object inside its array */
 	int			objlen;			/* size in bytes of *obj */
 	int			index;			/* position in its array */
@@ -147,11 +148,29 @@ extern void CpCheckLimits(Jsonb *jb, int nmsgs, const char *argname);
 extern void CpCheckMetadata(Jsonb *jb, const char *argname);
 extern void CpCheckConversationId(const char *id, int len);
 extern int	CpCompareIds(const char *a, int alen, const char *b, int blen);
+extern uint64 CpIdKey(const char *id, int idlen, Size avail);
 extern CpMessage *CpFindMessage(CpMessageArray *arr, const char *id, int idlen);
 extern bool CpMessagesEqual(CpMessage *a, CpMessage *b);
 extern Jsonb *CpBuildArray(CpMessage **msgs, int n);
 extern bool CpParseTimestampValue(JsonbValue *v, double *ms);
 extern double CpConvertTimestamp(CpTimestamp *ts);
+
+/*
+ * CpCompareIds for two parsed messages: their ids' first 8 bytes, read as
+ * a big-endian number padded with zero bytes (CpIdKey), order them as
+ * memcmp would, since an id never holds a zero byte (jsonb strings cannot);
+ * only ids that share those 8 bytes are compared further.  Sorting,
+ * matching and looking up messages by id is mostly this comparison.
+ */
+static inline int
+CpCompareMessageIds(const CpMessage *a, const CpMessage *b)
+{
+	if (a->idkey != b->idkey)
+		return a->idkey < b->idkey ? -1 : 1;
+	if (a->idlen <= 8 || b->idlen <= 8)
+		return (a->idlen > b->idlen) - (a->idlen < b->idlen);
+	return CpCompareIds(a->id + 8, a->idlen - 8, b->id + 8, b->idlen - 8);
+}
 
 /*
  * The value of a validated timestamp in epoch milliseconds, converting a

@@ -281,7 +281,7 @@ match_by_id(CpMessageArray *a, CpMessageArray *b, int *a_match, int *b_match)
 	{
 		CpMessage  *ma = a->byid[i];
 		CpMessage  *mb = b->byid[j];
-		int			c = CpCompareIds(ma->id, ma->idlen, mb->id, mb->idlen);
+		int			c = CpCompareMessageIds(ma, mb);
 
 		if (c < 0)
 			i++;
@@ -310,7 +310,7 @@ match_base(CpMessageArray *base, CpMessageArray *side, CpMessage **side_base)
 	{
 		CpMessage  *mb = base->byid[i];
 		CpMessage  *ms = side->byid[j];
-		int			c = CpCompareIds(mb->id, mb->idlen, ms->id, ms->idlen);
+		int			c = CpCompareMessageIds(mb, ms);
 
 		if (c < 0)
 			i++;
@@ -391,7 +391,7 @@ compare_order_key(CpMessage *x, CpMessage *y)
 		if (xc != yc)
 			return xc < yc ? -1 : 1;
 	}
-	return CpCompareIds(x->id, x->idlen, y->id, y->idlen);
+	return CpCompareMessageIds(x, y);
 }
 
 /* qsort adapter for compare_order_key */

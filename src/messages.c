@@ -26,11 +26,13 @@
 #include <math.h>
 
 #include "mb/pg_wchar.h"
+#include "port/pg_bswap.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 
+#include "canon.h"
 #include "chatpersist.h"
 
 /* The fields of a message that parse_message reads (see find_fields) */
@@ -42,12 +44,14 @@
 
 static void find_fields(JsonbContainer *obj, JsonbValue *fields, bool *found);
 static void parse_message(JsonbContainer *obj, int objlen, int index,
-						  const char *argname, CpMessage *msg);
+						  const char *argname, const char *limit,
+						  CpMessage *msg);
 static void timestamp_error(const char *field, JsonbValue *v, int index,
 							const char *argname) pg_attribute_noreturn();
 static bool check_timestamp(JsonbValue *v, CpTimestamp *ts);
 static bool parse_iso8601(const char *s, int len, double *ms);
 static const char *jsonb_type_name(JsonbValue *v);
+static const char *jentry_type_name(JEntry entry, JsonbContainer *container);
 static int	compare_by_id(const void *a, const void *b);
 static char *id_for_message(const char *id, int idlen);
 
@@ -64,9 +68,11 @@ void
 CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 				CpMessageArray *out)
 {
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
+	const JEntry *children = jb->root.children;
+	const char *limit = (const char *) jb + VARSIZE(jb);
+	const char *base;
+	uint32		start = 0;
+	bool		sorted = true;
 	int			n;
 	int			i;
 
@@ -87,43 +93,52 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 	out->msgs = (CpMessage *) palloc(sizeof(CpMessage) * Max(n, 1));
 	out->byid = (CpMessage **) palloc(sizeof(CpMessage *) * Max(n, 1));
 
-	it = JsonbIteratorInit(&jb->root);
-	tok = JsonbIteratorNext(&it, &v, true);
-	Assert(tok == WJB_BEGIN_ARRAY);
-
-	i = 0;
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	/*
+	 * Walk the array's elements in its binary layout (one JEntry each, then
+	 * their data, a container starting 4-byte aligned), as the jsonb
+	 * iterator would but without copying each element into a JsonbValue
+	 */
+	base = (const char *) &children[n];
+	for (i = 0; i < n; i++)
 	{
-		if (tok != WJB_ELEM)
-			continue;
+		JEntry		entry = children[i];
+		uint32		end = start;
+		JsonbContainer *obj;
 
+		JBE_ADVANCE_OFFSET(end, entry);
 		CHECK_FOR_INTERRUPTS();
 
-		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+		obj = (JsonbContainer *) (base + INTALIGN(start));
+		if (!JBE_ISCONTAINER(entry) || !JsonContainerIsObject(obj))
 			CpReject(
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("message %d of %s is not a JSON object", i, argname),
-					 errdetail("Found a JSON %s.", jsonb_type_name(&v)),
+					 errdetail("Found a JSON %s.", jentry_type_name(entry, obj)),
 					 errhint("Each message is an object with a string \"id\".")));
 
-		parse_message(v.val.binary.data, v.val.binary.len, i, argname,
+		parse_message(obj, end - INTALIGN(start), i, argname, limit,
 					  &out->msgs[i]);
 		if (!out->msgs[i].deleted)
 			out->nlive++;
 		out->byid[i] = &out->msgs[i];
-		i++;
+		start = end;
 	}
-	Assert(i == n);
 
-	/* Sort by id (then position, so the order is total) and find repeats */
-	if (n > 1)
+	/*
+	 * Sort by id (then position, so the order is total) and find repeats.
+	 * Arrays whose ids ascend already (sequential or time-ordered ids) skip
+	 * the sort.
+	 */
+	for (i = 1; i < n && sorted; i++)
+		sorted = CpCompareMessageIds(out->byid[i - 1], out->byid[i]) <= 0;
+	if (!sorted)
 		qsort(out->byid, n, sizeof(CpMessage *), compare_by_id);
 	for (i = 1; i < n; i++)
 	{
 		CpMessage  *a = out->byid[i - 1];
 		CpMessage  *b = out->byid[i];
 
-		if (CpCompareIds(a->id, a->idlen, b->id, b->idlen) == 0)
+		if (CpCompareMessageIds(a, b) == 0)
 			CpReject(
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("message %d of %s repeats the \"id\" of message %d",
@@ -202,6 +217,33 @@ CpCompareIds(const char *a, int alen, const char *b, int blen)
 }
 
 /*
+ * The sort key of an id's first 8 bytes: those bytes as a big-endian
+ * number, zero bytes after a shorter id (see CpCompareMessageIds).  avail
+ * is how many bytes from id may be read (at least idlen): a short id
+ * inside a larger value is read as one word and the bytes after it masked
+ * off.
+ */
+uint64
+CpIdKey(const char *id, int idlen, Size avail)
+{
+	uint64		key = 0;
+	int			i;
+
+	Assert(idlen >= 1 && avail >= (Size) idlen);
+	if (likely(avail >= sizeof(key)))
+	{
+		memcpy(&key, id, sizeof(key));
+		key = pg_ntoh64(key);
+		if (idlen < 8)
+			key &= ~UINT64CONST(0) << (8 * (8 - idlen));
+		return key;
+	}
+	for (i = 0; i < 8; i++)
+		key = (key << 8) | (i < idlen ? (unsigned char) id[i] : 0);
+	return key;
+}
+
+/*
  * Find the message with the given id, or NULL (binary search on byid).
  */
 CpMessage *
@@ -209,12 +251,17 @@ CpFindMessage(CpMessageArray *arr, const char *id, int idlen)
 {
 	int			lo = 0;
 	int			hi = arr->nmsgs - 1;
+	CpMessage	probe;
+
+	probe.id = id;
+	probe.idlen = idlen;
+	probe.idkey = CpIdKey(id, idlen, idlen);
 
 	while (lo <= hi)
 	{
 		int			mid = lo + (hi - lo) / 2;
 		CpMessage  *m = arr->byid[mid];
-		int			c = CpCompareIds(m->id, m->idlen, id, idlen);
+		int			c = CpCompareMessageIds(m, &probe);
 
 		if (c == 0)
 			return m;
@@ -242,8 +289,7 @@ CpMessagesEqual(CpMessage *a, CpMessage *b)
 		return true;
 
 	/* Different ids, or different tombstone flags, can never be equal */
-	if (a->deleted != b->deleted ||
-		CpCompareIds(a->id, a->idlen, b->id, b->idlen) != 0)
+	if (a->deleted != b->deleted || CpCompareMessageIds(a, b) != 0)
 		return false;
 
 	/*
@@ -300,7 +346,7 @@ CpBuildArray(CpMessage **msgs, int n)
 	}
 
 	total = VARHDRSZ + sizeof(uint32) + sizeof(JEntry) * n + datalen;
-	result = (Jsonb *) palloc0(total);
+	result = (Jsonb *) palloc(total);
 	SET_VARSIZE(result, total);
 	result->root.header = (uint32) n | JB_FARRAY;
 
@@ -313,6 +359,9 @@ CpBuildArray(CpMessage **msgs, int n)
 		Size		start = INTALIGN(datalen);
 		Size		end = start + msgs[i]->objlen;
 
+		/* zero the alignment padding, as JsonbValueToJsonb does */
+		if (start > datalen)
+			memset(data + datalen, 0, start - datalen);
 		memcpy(data + start, msgs[i]->obj, msgs[i]->objlen);
 
 		if ((i % JB_OFFSET_STRIDE) == 0)
@@ -451,11 +500,12 @@ find_fields(JsonbContainer *obj, JsonbValue *fields, bool *found)
 }
 
 /*
- * Validate one message object and fill *msg.
+ * Validate one message object and fill *msg.  limit is the end of the
+ * jsonb value holding it.
  */
 static void
 parse_message(JsonbContainer *obj, int objlen, int index,
-			  const char *argname, CpMessage *msg)
+			  const char *argname, const char *limit, CpMessage *msg)
 {
 	JsonbValue	fields[CP_NFIELDS];
 	bool		found[CP_NFIELDS];
@@ -488,6 +538,7 @@ parse_message(JsonbContainer *obj, int objlen, int index,
 						   CP_MAX_ID_BYTES, v.val.string.len)));
 	msg->id = v.val.string.val;
 	msg->idlen = v.val.string.len;
+	msg->idkey = CpIdKey(msg->id, msg->idlen, limit - msg->id);
 
 	/* created_at, updated_at: epoch milliseconds or ISO-8601 */
 	msg->has_created = false;
@@ -553,6 +604,18 @@ timestamp_error(const char *field, JsonbValue *v, int index, const char *argname
 }
 
 /*
+ * Is a numeric NaN or an infinity?  Read from its header (see canon.h)
+ * without the calls numeric_is_nan and numeric_is_inf make.
+ */
+static inline bool
+numeric_is_special(Numeric num)
+{
+	if (likely(VARATT_IS_4B_U(num) && VARSIZE(num) >= VARHDRSZ + 2))
+		return cp_numeric_is_special((const unsigned char *) VARDATA(num));
+	return numeric_is_nan(num) || numeric_is_inf(num);
+}
+
+/*
  * Convert a created_at/updated_at value to epoch milliseconds.  Returns
  * false if it is neither a finite number nor a valid ISO-8601 string.
  */
@@ -591,7 +654,7 @@ check_timestamp(JsonbValue *v, CpTimestamp *ts)
 {
 	if (v->type == jbvNumeric)
 	{
-		if (numeric_is_nan(v->val.numeric) || numeric_is_inf(v->val.numeric))
+		if (numeric_is_special(v->val.numeric))
 			return false;
 		ts->num = v->val.numeric;
 		return true;
@@ -788,13 +851,33 @@ jsonb_type_name(JsonbValue *v)
 	}
 }
 
+/* A JSON type name for error details, from an array element's JEntry */
+static const char *
+jentry_type_name(JEntry entry, JsonbContainer *container)
+{
+	switch (entry & JENTRY_TYPEMASK)
+	{
+		case JENTRY_ISSTRING:
+			return "string";
+		case JENTRY_ISNUMERIC:
+			return "number";
+		case JENTRY_ISBOOL_TRUE:
+		case JENTRY_ISBOOL_FALSE:
+			return "boolean";
+		case JENTRY_ISNULL:
+			return "null";
+		default:
+			return JsonContainerIsObject(container) ? "object" : "array";
+	}
+}
+
 /* qsort comparator: by id, then by position */
 static int
 compare_by_id(const void *a, const void *b)
 {
 	const CpMessage *ma = *(const CpMessage *const *) a;
 	const CpMessage *mb = *(const CpMessage *const *) b;
-	int			c = CpCompareIds(ma->id, ma->idlen, mb->id, mb->idlen);
+	int			c = CpCompareMessageIds(ma, mb);
 
 	if (c != 0)
 		return c;
