@@ -207,10 +207,13 @@ cp_put4(char *out, int dig)
  * Print a stored numeric exactly as numeric_out does (get_str_from_var: a
  * '-' if negative, the integral digits without leading zeroes, or "0",
  * then a '.' and exactly display-scale digits).  data and len are the
- * numeric's bytes after its 4-byte varlena header.  Returns the length
- * written to out, or -1 without writing if the number is NaN or infinite,
- * its bytes are not a well-formed numeric, a digit is out of range, or it
- * needs more than outsize bytes; the caller then uses numeric_out.
+ * numeric's bytes after its 4-byte varlena header.  Returns the length of
+ * the text written to out, or -1 if the number is NaN or infinite, its
+ * bytes are not a well-formed numeric, a digit is out of range, or it needs
+ * more than outsize bytes; the caller then uses numeric_out.  Like
+ * get_str_from_var, it may write up to 3 bytes past the text's end (the
+ * fraction is written 4 digits at a time), and after a digit out of range
+ * it has written part of the text; it never writes past outsize bytes.
  */
 static inline int
 cp_numeric_text(const unsigned char *data, size_t len, char *out, int outsize)

@@ -87,6 +87,7 @@ typedef struct GuardColumns
 static SPIPlanPtr max_version_plan = NULL;
 static SPIPlanPtr archive_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
+static SPIPlanPtr archive_prune_plan = NULL;
 
 static void lookup_columns(TupleDesc desc, GuardColumns *cols);
 static HeapTuple guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols);
@@ -621,8 +622,8 @@ static void
 archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 				GuardColumns *cols, const char *replaced_by, Jsonb *discarded)
 {
-	Datum		args[13];
-	char		argnulls[13];
+	Datum		args[14];
+	char		argnulls[14];
 	Oid			save_userid;
 	int			save_sec_context;
 	bool		isnull;
@@ -660,6 +661,26 @@ archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 								  3, ptypes);
 	}
 
+	if (archive_prune_plan == NULL)
+	{
+		Oid			types[14] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, JSONBOID,
+			JSONBOID, TEXTOID, INT4OID, BOOLOID, TIMESTAMPTZOID,
+		TIMESTAMPTZOID, TEXTOID, JSONBOID, INT8OID};
+
+		/* Both in one statement, the common case once history is full */
+		archive_prune_plan = CpPrepareKept("WITH pruned AS ("
+										  "DELETE FROM " CP_HISTORY " "
+										  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+										  "AND conversation_id OPERATOR(pg_catalog.=) $2 "
+										  "AND version OPERATOR(pg_catalog.<=) $14) "
+										  "INSERT INTO " CP_HISTORY " "
+										  "(user_id, conversation_id, version, title, messages, "
+										  "metadata, checksum, message_count, deleted, "
+										  "last_modified, replaced_at, replaced_by, discarded) "
+										  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+										  14, types);
+	}
+
 	for (int i = 0; i < lengthof(srccols); i++)
 	{
 		args[i] = heap_getattr(oldtup, srccols[i], desc, &isnull);
@@ -677,17 +698,30 @@ archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_NOFORCE_RLS);
 
-	if (depth > 0 &&
-		SPI_execute_plan(archive_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "chatpersist: archiving to history failed");
-
-	/* Keep versions above version - depth; versions start at 1 */
-	if (version - depth >= 1)
+	/*
+	 * Archive the replaced version and keep the versions above version -
+	 * depth (versions start at 1): in one statement once history is full,
+	 * the common case
+	 */
+	if (depth > 0 && version - depth >= 1)
 	{
-		Datum		pargs[3] = {args[0], args[1], Int64GetDatum(version - depth)};
+		args[13] = Int64GetDatum(version - depth);
+		argnulls[13] = ' ';
+		if (SPI_execute_plan(archive_prune_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "chatpersist: archiving to history failed");
+	}
+	else
+	{
+		if (depth > 0 &&
+			SPI_execute_plan(archive_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "chatpersist: archiving to history failed");
+		if (version - depth >= 1)
+		{
+			Datum		pargs[3] = {args[0], args[1], Int64GetDatum(version - depth)};
 
-		if (SPI_execute_plan(prune_plan, pargs, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "chatpersist: pruning history failed");
+			if (SPI_execute_plan(prune_plan, pargs, NULL, false, 0) != SPI_OK_DELETE)
+				elog(ERROR, "chatpersist: pruning history failed");
+		}
 	}
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);

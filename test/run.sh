@@ -7,9 +7,10 @@
 # installs the extension into a private copy of the server (the system's
 # installation is not touched), starts a throwaway cluster (test/cluster.sh) and
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
-# pgTAP (test/pgtap/), the property scripts (test/*_props.sh) and the
-# dump and restore round trip (test/dump_restore.sh), and the node-postgres
-# client example's tests (examples/node). Every
+# pgTAP (test/pgtap/), the property scripts (test/*_props.sh), the
+# dump and restore round trip (test/dump_restore.sh), the node-postgres
+# client example's tests (examples/node), a short libFuzzer run of
+# src/canon.h (test/fuzz/run_canon_fuzz.sh) and cppcheck. Every
 # suite runs even when an earlier one fails; the cluster is stopped at the
 # end, also on failure. The last line is "N passed, M failed".
 set -uo pipefail
@@ -149,6 +150,16 @@ else
 	record dump_restore 0 1
 fi
 
+echo "== libFuzzer: src/canon.h against naive references (test/fuzz/run_canon_fuzz.sh)"
+bash test/fuzz/run_canon_fuzz.sh 2>&1 | tee .canon_fuzz.log
+line=$(grep -E "^canon_fuzz: [0-9]+ passed, [0-9]+ failed$" .canon_fuzz.log | tail -n 1)
+if [ -n "$line" ]; then
+	record canon_fuzz "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+		"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
+else
+	record canon_fuzz 0 1
+fi
+
 echo "== static analysis (cppcheck)"
 if cppcheck --enable=warning,portability --error-exitcode=1 --inline-suppr --quiet --std=c99 \
 	-I src -I "$("$PG_CONFIG" --includedir-server)" -D__GNUC__ \
@@ -177,7 +188,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .*_props.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"

@@ -14,6 +14,7 @@ packages=(
 	libtap-parser-sourcehandler-pgtap-perl # pg_prove
 	libipc-run-perl                       # PostgreSQL's Perl TAP test modules
 	cppcheck                              # static analysis in the test suite
+	clang libclang-rt-14-dev              # libFuzzer and sanitizers (test/fuzz)
 )
 
 # Node.js and npm run the client example's tests (examples/node); the
