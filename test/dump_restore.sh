@@ -140,6 +140,13 @@ check "schema-only dump has no chat content" test \
 	"$(grep -c -e 'Où allons' -e 'lorem ipsum' -e '日本' "$tmpdir/schema.sql")" = 0
 check "schema-only dump has no COPY of the chat tables" test \
 	"$(grep -c '^COPY chatpersist\.' "$tmpdir/schema.sql")" = 0
+# the same from a full custom-format dump restored schema-only, and from
+# pg_dumpall's schema-only mode (the chat tables are extension
+# configuration tables, whose rows pg_dump treats as data)
+check "pg_restore --schema-only of a full dump has no chat content" test \
+	"$(pg_restore -s -f - "$tmpdir/custom.dump" | grep -c -e 'Où allons' -e 'lorem ipsum' -e '日本' -e '^COPY chatpersist\.')" = 0
+check "pg_dumpall --schema-only has no chat content" test \
+	"$(pg_dumpall -s | grep -c -e 'Où allons' -e 'lorem ipsum' -e '日本' -e '^COPY chatpersist\.')" = 0
 check "full dump does have the chat rows" test \
 	"$(grep -c '^COPY chatpersist\.' "$tmpdir/plain.sql")" = 2
 
