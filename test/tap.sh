@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+#
+# tap.sh
+#	  Run the Perl TAP tests (test/t/*.pl, PostgreSQL's own test modules)
+#	  against a private install of this tree, as the postgres user.
+#
+# Usage, as root on Debian 12:
+#	bash test/tap.sh								# every test/t/*.pl
+#	CP_CRASH_CYCLES=20 bash test/tap.sh test/t/010_crash_recovery.pl
+#
+# Without CP_INSTALL_DIR it installs what is missing (test/setup.sh),
+# builds, and installs the build into a private copy of the server under
+# /tmp (test/cluster.sh's cp_private_install; the system's installation is
+# not touched).  test/run.sh passes its own private install in
+# CP_INSTALL_DIR.  The tests' nodes use that copy's binaries (prove gets
+# CP_INSTALL_PATH and PATH).  Environment for the crash test:
+# CP_CRASH_CYCLES, CP_CRASH_CLIENTS, CP_CRASH_SEED (see the test's banner).
+#
+# The tests' clusters, logs and the private install live in temporary
+# directories that are removed at the end, also on failure (the server
+# log's tail is printed first).  Ends with the line
+#	tap: N passed, M failed
+# counting the ok / not ok lines, and exits non-zero if M > 0.
+#
+# Copyright (c) 2026, chatpersist developers
+#
+# test/tap.sh
+#
+
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PG_CONFIG
+
+own_install=""
+testdir=""
+
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+finish()
+{
+	local pid cwd
+	# a test that died half-way may leave server processes behind
+	if [ -n "$testdir" ]; then
+		for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+			cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
+			case "$cwd" in "$testdir"/*) kill -KILL "$pid" 2>/dev/null ;; esac
+		done
+		rm -rf "$testdir"
+	fi
+	[ -n "$own_install" ] && rm -rf "$own_install"
+}
+trap finish EXIT
+
+if [ -z "${CP_INSTALL_DIR:-}" ]; then
+	bash test/setup.sh >/dev/null || exit 1
+	make -s PG_CONFIG="$PG_CONFIG" >/dev/null || { echo "build failed"; echo "tap: 0 passed, 1 failed"; exit 1; }
+	. test/cluster.sh
+	own_install=$(mktemp -d /tmp/chatpersist-install.XXXXXX)
+	cp_private_install "$own_install" || { echo "install failed"; echo "tap: 0 passed, 1 failed"; exit 1; }
+	CP_INSTALL_DIR=$own_install
+fi
+
+# The private copy keeps the system's layout under CP_INSTALL_DIR
+pgroot=$CP_INSTALL_DIR$(dirname "$("$PG_CONFIG" --bindir)")	# .../usr/lib/postgresql/15
+pgxs=$pgroot/lib/pgxs
+
+testdir=$(mktemp -d /tmp/chatpersist-tap.XXXXXX)
+chmod 755 "$testdir"
+chown postgres: "$testdir"
+
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=(test/t/*.pl)
+
+log=$testdir/prove.log
+runuser -u postgres -- env \
+	PATH="$pgroot/bin:$PATH" \
+	TESTDIR="$testdir" \
+	PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
+	CP_INSTALL_PATH="$pgroot" \
+	${CP_CRASH_CYCLES:+CP_CRASH_CYCLES="$CP_CRASH_CYCLES"} \
+	${CP_CRASH_CLIENTS:+CP_CRASH_CLIENTS="$CP_CRASH_CLIENTS"} \
+	${CP_CRASH_SEED:+CP_CRASH_SEED="$CP_CRASH_SEED"} \
+	prove -v -I "$pgxs/src/test/perl" -I "$top/test/perl" "${tests[@]}" 2>&1 | tee "$log"
+
+passed=$(grep -cE '^ *ok [0-9]+' "$log")
+failed=$(grep -cE '^ *not ok [0-9]+' "$log")
+if ! grep -q '^Result: PASS' "$log" && [ "$failed" -eq 0 ]; then
+	failed=1 # a test died, or bailed out
+fi
+if [ "$failed" -gt 0 ]; then
+	for f in "$testdir"/tmp_check/log/*.log; do
+		[ -f "$f" ] || continue
+		echo "---- last lines of $(basename "$f") ----"
+		tail -n 40 "$f"
+	done
+fi
+echo "tap: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
