@@ -8,8 +8,11 @@
 # installation is not touched), starts a throwaway cluster (test/cluster.sh) and
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
 # pgTAP (test/pgtap/), the property scripts (test/*_props.sh) and the
-# dump and restore round trip (test/dump_restore.sh), and the node-postgres
-# client example's tests (examples/node). Every
+# dump and restore round trip (test/dump_restore.sh), the node-postgres
+# client example's tests (examples/node), the lost-update soak
+# (test/soak/soak.pl, CP_SOAK_SECONDS, default 40) and the Perl TAP tests
+# (test/tap.sh: the crash recovery test with CP_CRASH_CYCLES, default 8,
+# on clusters of their own). Every
 # suite runs even when an earlier one fails; the cluster is stopped at the
 # end, also on failure. The last line is "N passed, M failed".
 set -uo pipefail
@@ -149,6 +152,28 @@ else
 	record dump_restore 0 1
 fi
 
+echo "== lost-update soak (test/soak/soak.pl, ${CP_SOAK_SECONDS:-40} s)"
+createdb chatpersist_soak
+psql -X -q -d chatpersist_soak -c "CREATE EXTENSION chatpersist"
+PGDATABASE=chatpersist_soak perl test/soak/soak.pl --duration "${CP_SOAK_SECONDS:-40}" --self-test 2>&1 | tee .soak.log
+line=$(grep -E "^soak: [0-9]+ passed, [0-9]+ failed$" .soak.log | tail -n 1)
+if [ -n "$line" ]; then
+	record soak "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+		"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
+else
+	record soak 0 1
+fi
+
+echo "== crash recovery (TAP: test/t/, ${CP_CRASH_CYCLES:-8} crash cycles, clusters of its own)"
+CP_INSTALL_DIR=$install_dir bash test/tap.sh 2>&1 | tee .tap.log
+line=$(grep -E "^tap: [0-9]+ passed, [0-9]+ failed$" .tap.log | tail -n 1)
+if [ -n "$line" ]; then
+	record tap "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+		"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
+else
+	record tap 0 1
+fi
+
 echo "== static analysis (cppcheck)"
 if cppcheck --enable=warning,portability --error-exitcode=1 --inline-suppr --quiet --std=c99 \
 	-I src -I "$("$PG_CONFIG" --includedir-server)" -D__GNUC__ \
@@ -177,7 +202,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .*_props.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .*_props.log .soak.log .tap.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
