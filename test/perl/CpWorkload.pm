@@ -84,6 +84,8 @@ sub user_uuid
 #			  conversation (0: never)
 #	deadline  time() at which to stop, or undef
 #	seed	  random seed
+#	isolation default_transaction_isolation of the client's sessions
+#			  (default: the server's, read committed)
 #
 sub run_client
 {
@@ -188,6 +190,12 @@ sub connect
 	if (!$dbh)
 	{
 		sleep(0.05);			# starting up, shutting down, or gone
+		return 0;
+	}
+	if ($c->{isolation}
+		&& !$dbh->do("SET default_transaction_isolation = '$c->{isolation}'"))
+	{
+		$dbh->disconnect;
 		return 0;
 	}
 	$c->{dbh} = $dbh;

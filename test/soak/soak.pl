@@ -22,7 +22,9 @@
 # when stale: read again and retry), message tombstones ("deleted": true
 # through append_messages) and conversation deletes (delete_conversation
 # with the version read, also whenever a reload finds more than --max-live
-# live messages).  Each client logs every write the server acknowledged,
+# live messages).  One client in four runs under REPEATABLE READ and one
+# under SERIALIZABLE (their 40001s are logged and not retried: the write
+# was not acknowledged).  Each client logs every write the server acknowledged,
 # with the version and checksum it returned.
 #
 # The checker (test/perl/CpCheck.pm) then verifies that every acknowledged
@@ -123,6 +125,9 @@ printf "soak: %d clients, %d s, %d hot conversations, seed %d, history_depth %s\
   $dbh->selectrow_array(q{SELECT current_setting('chatpersist.history_depth')});
 $dbh->disconnect;
 
+# one client in four runs under REPEATABLE READ, one under SERIALIZABLE
+my @isolation = ('read committed', 'read committed', 'repeatable read', 'serializable');
+
 my $t0 = time();
 my $deadline = $t0 + $opt{duration};
 my @pids;
@@ -143,6 +148,7 @@ for my $i (1 .. $opt{clients})
 				t0 => $t0,
 				max_live => $opt{'max-live'},
 				seed => $opt{seed} + $i,
+				isolation => $isolation[ $i % 4 ],
 				weights => {
 					save_ff => 3,
 					save_stale => 3,
