@@ -14,7 +14,8 @@
 # not touched).  test/run.sh passes its own private install in
 # CP_INSTALL_DIR.  The tests' nodes use that copy's binaries (prove gets
 # CP_INSTALL_PATH and PATH).  Environment for the crash test:
-# CP_CRASH_CYCLES, CP_CRASH_CLIENTS, CP_CRASH_SEED (see the test's banner).
+# CP_CRASH_CYCLES, CP_CRASH_CLIENTS, CP_CRASH_SEED, CP_CRASH_CONF (see the
+# test's banner).
 #
 # The tests' clusters, logs and the private install live in temporary
 # directories that are removed at the end, also on failure (the server
@@ -83,6 +84,7 @@ runuser -u postgres -- env \
 	${CP_CRASH_CYCLES:+CP_CRASH_CYCLES="$CP_CRASH_CYCLES"} \
 	${CP_CRASH_CLIENTS:+CP_CRASH_CLIENTS="$CP_CRASH_CLIENTS"} \
 	${CP_CRASH_SEED:+CP_CRASH_SEED="$CP_CRASH_SEED"} \
+	${CP_CRASH_CONF:+CP_CRASH_CONF="$CP_CRASH_CONF"} \
 	prove -v -I "$pgxs/src/test/perl" -I "$top/test/perl" "${tests[@]}" 2>&1 | tee "$log"
 
 passed=$(grep -cE '^ *ok [0-9]+' "$log")

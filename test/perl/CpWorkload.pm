@@ -24,7 +24,8 @@
 # kind is save_ff (save after a reload), save_stale (save from a remembered,
 # maybe stale version), append, append_noexp (no expected version), update
 # (direct UPDATE with the version read), delete (delete_conversation),
-# tomb (a message tombstone sent with append_messages).  msgid is the
+# tomb (a message tombstone sent with append_messages), blind (an UPDATE
+# without the version: a lost update, for experiments only).  msgid is the
 # message the write added or tombstoned, '-' for a delete.  class is retry
 # (40001, 40P01), conn (the connection is gone) or unexpected.
 #
@@ -425,6 +426,32 @@ sub update
 		return if !$r && $c->{err} ne 'retry';
 		$st->{version} = undef;    # stale or gone: read again
 	}
+	return;
+}
+
+#
+# The classic lost update, for experiments only (soak.pl --blind-updates):
+# read, then UPDATE without naming the version, which the trigger accepts
+# as a forced write.  Whatever another client wrote in between is lost,
+# and the checker must say so.
+#
+sub blind
+{
+	my ($c, $cv) = @_;
+	my $st = $c->state($cv);
+	return unless defined $c->load($cv, 'blind');
+	return unless defined $st->{version};
+	my ($id, $msg) = $c->new_message;
+	my $text = plus($st->{text}, $msg);
+	sleep(0.002);		# the window in which others write
+	my $r = $c->call('blind',
+		'UPDATE chatpersist.conversations SET messages = $1::jsonb '
+		  . 'WHERE user_id = $2::uuid AND id = $3 AND NOT deleted '
+		  . 'RETURNING \'direct\' AS status, version, checksum',
+		$text, @$cv);
+	return unless $r && defined $r->{version};
+	$c->ack('blind', $cv, $r, $id);
+	@$st{qw(version text)} = ($r->{version}, $text);
 	return;
 }
 

@@ -9,7 +9,7 @@
 # PGUSER, PGDATABASE say where):
 #	perl test/soak/soak.pl [--duration 45] [--clients 16] [--users 2]
 #		[--conversations 2] [--rotate 5] [--max-live 1000] [--seed N]
-#		[--self-test] [--logdir DIR]
+#		[--self-test] [--blind-updates W] [--logdir DIR]
 # or, from scratch on its own throwaway cluster (the long run):
 #	bash test/soak/run.sh --duration 1800
 # test/run.sh runs it for 40 s (CP_SOAK_SECONDS) with --self-test.
@@ -40,6 +40,11 @@
 # conversation's final version and never saw one go back.
 # --self-test then takes one acknowledged message out of its conversation
 # and checks that the checker reports exactly that loss.
+#
+# --blind-updates W (an experiment; default 0) adds, with weight W against
+# the 14.5 of the other writes, hand-written UPDATEs that do not name the
+# version: the classic lost update.  The soak must then fail with lost
+# messages (try W = 1).
 #
 # Prints the figures (acknowledged writes and messages, lost, retries,
 # writes per second) and ends with the line
@@ -75,12 +80,14 @@ my %opt = (
 	rotate => 5,
 	seed => int(time()) ^ $$,
 	'self-test' => 0,
+	'blind-updates' => 0,
 	logdir => undef,
 );
 GetOptions(\%opt, 'duration=f', 'clients=i', 'users=i', 'conversations=i',
-	'max-live=i', 'rotate=f', 'seed=i', 'self-test!', 'logdir=s')
+	'max-live=i', 'rotate=f', 'seed=i', 'self-test!', 'blind-updates=f', 'logdir=s')
   or die "usage: $0 [--duration S] [--clients N] [--users N] [--conversations N] "
-  . "[--max-live N] [--rotate S] [--seed N] [--self-test] [--logdir DIR]\n";
+  . "[--max-live N] [--rotate S] [--seed N] [--self-test] [--blind-updates W] "
+  . "[--logdir DIR]\n";
 
 my $passed = 0;
 my $failed = 0;
@@ -157,6 +164,7 @@ for my $i (1 .. $opt{clients})
 					update => 3,
 					tomb => 1.5,
 					delete => 0.03,
+					blind => $opt{'blind-updates'},
 				});
 			1;
 		};
@@ -224,7 +232,7 @@ my $sum = sub {
 	$n += $st{$_} for grep { /$re/ } keys %st;
 	return $n;
 };
-my $messages = $sum->(qr/^(save|append|update)/);
+my $messages = $sum->(qr/^(save|append|update|blind)/);
 my $tombs = $sum->(qr/^tomb /);
 my $deletes = $st{'delete deleted'} // 0;
 my $r40001 = $err{'retry 40001'} // 0;

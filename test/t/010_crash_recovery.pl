@@ -14,7 +14,9 @@
 # Environment: CP_INSTALL_PATH (the installation to run: the parent of its
 # bin/ and lib/; default the pg_config on PATH), CP_CRASH_CYCLES (crash
 # cycles, default 8), CP_CRASH_CLIENTS (client processes, default 6),
-# CP_CRASH_SEED (random seed, default from the clock; printed).
+# CP_CRASH_SEED (random seed, default from the clock; printed), CP_CRASH_CONF
+# (extra postgresql.conf lines: CP_CRASH_CONF='synchronous_commit = off'
+# shows the test failing when acknowledged commits are not durable).
 #
 # Each cycle: the clients (CpWorkload.pm: fast-forward and stale saves,
 # appends with and without expected version, direct UPDATEs with the
@@ -99,6 +101,8 @@ checkpoint_timeout = 30s
 max_wal_size = 64MB
 autovacuum_naptime = 1s
 });
+# more settings, for experiments (synchronous_commit = off must fail)
+$node->append_conf('postgresql.conf', $ENV{CP_CRASH_CONF}) if $ENV{CP_CRASH_CONF};
 $node->start;
 my $datadir = realpath($node->data_dir);
 $node->safe_psql('postgres', 'CREATE DATABASE crash');
