@@ -20,12 +20,14 @@
 #
 # Each cycle: the clients (CpWorkload.pm: fast-forward and stale saves,
 # appends with and without expected version, direct UPDATEs with the
-# version read) run for a random 0.5 to 2.5 s; then the server dies, in
-# two of three cycles by SIGKILL to the postmaster and then to every
-# backend still alive (as after a crash of the machine's processes), in the
-# third by pg_ctl stop -m immediate.  The clients are held, the server is
-# restarted (retried while orphaned backends still hold its shared memory)
-# and recovers; CpCheck.pm compares every write a client saw acknowledged
+# version read) run for a random 0.5 to 2.5 s (in a third of the cycles
+# with a CHECKPOINT under way); then the server dies, in turn: by SIGKILL
+# to the postmaster and then to every server process still alive (as when
+# all of them are killed at once; twice in four cycles), by pg_ctl stop
+# -m immediate, or by SIGKILL to one backend (the postmaster then resets
+# shared memory and recovers by itself).  The clients are held, the server
+# is restarted (retried while orphaned backends still hold its shared
+# memory) and recovers; stats() must count in the new shared memory; CpCheck.pm compares every write a client saw acknowledged
 # with the database, and pg_amcheck checks every heap, TOAST table and
 # B-tree (--heapallindexed, --parent-check).  Then the clients reconnect and
 # go on.  The checker is itself tested at the end on a planted loss.
@@ -96,6 +98,8 @@ synchronous_commit = on
 log_statement = none
 log_min_messages = warning
 max_connections = 40
+# the postmaster itself recovers after a backend was killed
+restart_after_crash = on
 # checkpoints often, so that crashes land before, during and after them
 checkpoint_timeout = 30s
 max_wal_size = 64MB
@@ -222,6 +226,27 @@ sub kill_server
 	return (scalar(@orphans), $t_postmaster, time());
 }
 
+#
+# Kill one client backend with SIGKILL: the postmaster then ends every
+# other backend, resets shared memory (which runs chatpersist's shmem
+# startup again) and recovers by itself (restart_after_crash = on)
+#
+sub kill_backend
+{
+	for my $pid (server_pids())
+	{
+		open(my $fh, '<', "/proc/$pid/cmdline") or next;
+		my $title = <$fh> // '';
+		close $fh;
+		if ($title =~ /^postgres: crash: \S+ crash /)
+		{
+			kill('KILL', $pid);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 # In some cycles a CHECKPOINT runs when the crash comes
 sub background_checkpoint
 {
@@ -258,7 +283,7 @@ sub restart
 	return 0;
 }
 
-my %total = (orphans => 0, late => 0, kill9 => 0, immediate => 0);
+my %total = (orphans => 0, late => 0, kill9 => 0, immediate => 0, backend => 0);
 my $acks_before = 0;
 
 sub check_cycle
@@ -268,6 +293,18 @@ sub check_cycle
 	my $dbh = DBI->connect($dsn, 'postgres', '',
 		{ AutoCommit => 1, RaiseError => 1, PrintError => 0 });
 	my ($problems, $facts) = CpCheck::check_state($dbh, $logs, users => \@users);
+
+	# The shared counters were set up again, and count
+	my $stat = sub {
+		return $dbh->selectrow_array(
+			'SELECT value FROM chatpersist.stats() WHERE name = $1', undef, $_[0]);
+	};
+	my $before = $stat->('saves_created');
+	$dbh->selectrow_array(
+		q{SELECT chatpersist.save_conversation($1, $2, 'stats', '[]')},
+		undef, CpWorkload::user_uuid($seed, 99), $label);
+	ok($stat->('cluster_wide') == 1 && $stat->('saves_created') == $before + 1,
+		"$label: stats() counts cluster-wide in the new shared memory");
 	$dbh->disconnect;
 
 	my $new = $facts->{acks} - $acks_before;
@@ -291,8 +328,8 @@ sub check_cycle
 
 for my $cycle (1 .. $cycles)
 {
-	# the cycles alternate: kill, kill, immediate stop, ...
-	my $mode = ($cycle % 3 == 0) ? 'immediate' : 'kill9';
+	# the cycles go round: kill, kill, immediate stop, backend, ...
+	my $mode = ('backend', 'kill9', 'kill9', 'immediate')[ $cycle % 4 ];
 	my $label = "cycle $cycle ($mode)";
 	sleep(0.5 + rand(2.0));
 
@@ -308,25 +345,39 @@ for my $cycle (1 .. $cycles)
 	{
 		($orphans, $t_from, $t_to) = kill_server();
 	}
-	else
+	elsif ($mode eq 'immediate')
 	{
 		$node->stop('immediate');
 	}
+	else
+	{
+		ok(kill_backend(), "$label: killed a backend");
+	}
 	waitpid($checkpointer, 0) if $checkpointer;
 	ok(hold_clients(), "$label: clients held");
-	ok(wait_server_gone(), "$label: no process of the old server is left");
-	my $tries = restart();
-	ok($tries, "$label: restarted and recovered (start attempts: $tries)");
-	BAIL_OUT('the server did not restart') unless $tries;
+	if ($mode eq 'backend')
+	{
+		ok($node->poll_query_until('crash', 'SELECT true'),
+			"$label: the postmaster reinitialised and recovered");
+	}
+	else
+	{
+		ok(wait_server_gone(), "$label: no process of the old server is left");
+		my $tries = restart();
+		ok($tries, "$label: restarted and recovered (start attempts: $tries)");
+		BAIL_OUT('the server did not restart') unless $tries;
+	}
 	$total{$mode}++;
 	$total{orphans} += $orphans;
 
-	# writes acknowledged between the postmaster's death and the backends'
+	# acknowledgements that arrived between the postmaster's death and the
+	# backends' (by the clients' clock, once the reply was in)
 	my $late = grep { $_->{ts} >= $t_from * 1000 && $_->{ts} <= $t_to * 1000 }
 	  @{ CpCheck::read_logs($logdir)->{acks} };
 	$total{late} += $late;
-	note "$label: $orphans backends outlived the postmaster, "
-	  . "$late writes acknowledged meanwhile";
+	note "$label: $orphans server processes outlived the postmaster, "
+	  . "$late acknowledgements arrived after it was killed"
+	  if $mode eq 'kill9';
 
 	check_cycle($label);
 	release_clients();
@@ -363,7 +414,7 @@ cmp_ok(($st{'save_ff updated'} // 0), '>', 0, 'fast-forward saves updated');
 cmp_ok($st{'append merged'} // 0, '>', 0, 'stale appends merged');
 cmp_ok($st{'update direct'} // 0, '>', 0, 'direct UPDATEs acknowledged');
 cmp_ok($facts->{errors}{'retry 40001'} // 0, '>', 0, 'stale direct UPDATEs got 40001');
-cmp_ok($total{orphans}, '>', 0, 'backends outlived the killed postmaster');
+cmp_ok($total{orphans}, '>', 0, 'server processes outlived the killed postmaster');
 
 #
 # The checker catches a loss: take one acknowledged message out of its
@@ -389,11 +440,12 @@ is(scalar(@$problems), 1, 'and nothing else')
   or diag(join("\n", @$problems[ 0 .. ($#$problems < 10 ? $#$problems : 9) ]));
 $dbh->disconnect;
 
-diag sprintf('crash_recovery: %d cycles (%d kill -9, %d immediate) in %d s, '
-	  . '%d acknowledged writes (%d messages) checked after each; %d backends '
-	  . 'outlived the postmaster and acknowledged %d writes before they died',
-	$cycles, $total{kill9}, $total{immediate}, time() - $t0, $facts->{acks},
-	$facts->{messages_checked}, $total{orphans}, $total{late});
+diag sprintf('crash_recovery: %d cycles (%d kill -9 of the server, %d immediate '
+	  . 'stops, %d kill -9 of a backend) in %d s, %d acknowledged writes (%d messages) '
+	  . 'checked after each; %d server processes outlived the postmaster, %d '
+	  . 'acknowledgements arrived after it was killed',
+	$cycles, $total{kill9}, $total{immediate}, $total{backend}, time() - $t0,
+	$facts->{acks}, $facts->{messages_checked}, $total{orphans}, $total{late});
 
 $node->stop;
 done_testing();
