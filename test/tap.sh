@@ -39,21 +39,47 @@ export PG_CONFIG
 own_install=""
 testdir=""
 
+# The processes of this run: prove, the tests and their clients carry
+# TESTDIR=$testdir in their environment; servers work in a directory under
+# it (their environment is overwritten by their process titles)
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+our_pids()
+{
+	local p cwd
+	for p in /proc/[0-9]*; do
+		cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+		case "$cwd" in
+			"$testdir"/*) echo "${p#/proc/}" ;;
+			*) { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qxF "TESTDIR=$testdir" && echo "${p#/proc/}" ;;
+		esac
+	done
+}
+
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 finish()
 {
-	local pid cwd
-	# a test that died half-way may leave server processes behind
+	local pids i
 	if [ -n "$testdir" ]; then
-		for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-			cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
-			case "$cwd" in "$testdir"/*) kill -KILL "$pid" 2>/dev/null ;; esac
-		done
+		# interrupted: let the tests run their END blocks, then make sure
+		pids=$(our_pids)
+		if [ -n "$pids" ]; then
+			# shellcheck disable=SC2086
+			kill -TERM $pids 2>/dev/null
+			for i in $(seq 50); do
+				pids=$(our_pids)
+				[ -n "$pids" ] || break
+				sleep 0.2
+			done
+			# shellcheck disable=SC2086
+			[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+		fi
 		rm -rf "$testdir"
 	fi
 	[ -n "$own_install" ] && rm -rf "$own_install"
 }
 trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 if [ -z "${CP_INSTALL_DIR:-}" ]; then
 	bash test/setup.sh >/dev/null || exit 1
@@ -75,7 +101,10 @@ chown postgres: "$testdir"
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(test/t/*.pl)
 
+# In the background, so that a signal interrupts the wait and the traps
+# clean up at once
 log=$testdir/prove.log
+: >"$log"
 runuser -u postgres -- env \
 	PATH="$pgroot/bin:$PATH" \
 	TESTDIR="$testdir" \
@@ -85,7 +114,11 @@ runuser -u postgres -- env \
 	${CP_CRASH_CLIENTS:+CP_CRASH_CLIENTS="$CP_CRASH_CLIENTS"} \
 	${CP_CRASH_SEED:+CP_CRASH_SEED="$CP_CRASH_SEED"} \
 	${CP_CRASH_CONF:+CP_CRASH_CONF="$CP_CRASH_CONF"} \
-	prove -v -I "$pgxs/src/test/perl" -I "$top/test/perl" "${tests[@]}" 2>&1 | tee "$log"
+	prove -v -I "$pgxs/src/test/perl" -I "$top/test/perl" "${tests[@]}" >"$log" 2>&1 &
+prove_pid=$!
+tail -n +1 -f --pid="$prove_pid" "$log" &
+wait "$prove_pid"
+wait
 
 passed=$(grep -cE '^ *ok [0-9]+' "$log")
 failed=$(grep -cE '^ *not ok [0-9]+' "$log")

@@ -21,16 +21,20 @@
 # Each cycle: the clients (CpWorkload.pm: fast-forward and stale saves,
 # appends with and without expected version, direct UPDATEs with the
 # version read) run for a random 0.5 to 2.5 s (in a third of the cycles
-# with a CHECKPOINT under way); then the server dies, in turn: by SIGKILL
-# to the postmaster and then to every server process still alive (as when
-# all of them are killed at once; twice in four cycles), by pg_ctl stop
-# -m immediate, or by SIGKILL to one backend (the postmaster then resets
-# shared memory and recovers by itself).  The clients are held, the server
-# is restarted (retried while orphaned backends still hold its shared
-# memory) and recovers; stats() must count in the new shared memory; CpCheck.pm compares every write a client saw acknowledged
-# with the database, and pg_amcheck checks every heap, TOAST table and
-# B-tree (--heapallindexed, --parent-check).  Then the clients reconnect and
-# go on.  The checker is itself tested at the end on a planted loss.
+# with a CHECKPOINT under way); then the server dies, in turn:
+#	- kill -9 (two cycles in four): SIGKILL to the postmaster; its other
+#	  processes, frozen an instant before, are orphans still attached to
+#	  the old shared memory, and a start must be refused; then they go on
+#	  for a random 0 to 30 ms (and may still acknowledge commits) and get
+#	  SIGKILL too; the restart is retried while they still hold the memory;
+#	- pg_ctl stop -m immediate, then a start;
+#	- SIGKILL to one backend: the postmaster ends the others, resets shared
+#	  memory (running chatpersist's shmem startup again) and recovers.
+# The clients are held; once the server has recovered, stats() must count
+# in the new shared memory, CpCheck.pm compares every write a client saw
+# acknowledged with the database, and pg_amcheck checks every heap, TOAST
+# table and B-tree (--heapallindexed, --parent-check).  Then the clients
+# reconnect and go on.  At the end the checker must find a planted loss.
 #
 # Copyright (c) 2026, chatpersist developers
 #
@@ -96,7 +100,8 @@ chatpersist.history_depth = 4
 # in every test cluster: the OS keeps what was written when processes die)
 synchronous_commit = on
 log_statement = none
-log_min_messages = warning
+# startup, recovery and FATAL lines, not the clients' many 40001 errors
+log_min_messages = log
 max_connections = 40
 # the postmaster itself recovers after a backend was killed
 restart_after_crash = on
@@ -133,7 +138,9 @@ sub server_pids
 	return @pids;
 }
 
-# Stop everything we started, also when a check bailed out
+# Stop everything we started, also when a check bailed out or we were
+# interrupted (a signal would otherwise skip the END blocks)
+$SIG{INT} = $SIG{TERM} = sub { die "interrupted\n" };
 END
 {
 	local $?;	 # waitpid would replace the test's exit status
@@ -211,19 +218,60 @@ sub release_clients
 	return;
 }
 
-# Kill the postmaster, then whatever backends are still alive, with
-# SIGKILL.  Returns how many outlived the postmaster, and the time window
-# in which they did.
+# Is a process attached to a System V shared memory segment (the one
+# PostgreSQL keeps as the interlock of its data directory)?
+sub attached_to_sysv_shm
+{
+	my ($pid) = @_;
+	open(my $maps, '<', "/proc/$pid/maps") or return 0;
+	my $attached = grep { m{ /SYSV[0-9a-f]+} } <$maps>;
+	close $maps;
+	return $attached;
+}
+
+#
+# Kill the postmaster with SIGKILL, its other processes frozen (SIGSTOP,
+# as orphans the scheduler has not run yet).  While one of them is still
+# attached to the old shared memory, a start must be refused.  Then let them go on for a random 0 to 30 ms (as orphans they
+# may still acknowledge commits) and SIGKILL whatever is left.  Returns a
+# hashref: outlived (server processes alive after the postmaster),
+# attached (of them, still attached to the shared memory), refused (1 if
+# the start was refused for it), started (1 if the start was accepted:
+# none was attached), t_from and t_to (the orphans' window).
+#
 sub kill_server
 {
+	my %k = (refused => 0, started => 0);
 	my $postmaster = $node->{_pid};
-	my $t_postmaster = time();
-	$node->kill9;
-	# orphaned backends go on for a moment, as after a real crash
-	sleep(rand(0.03));
+	# frozen an instant before the postmaster dies: many would otherwise
+	# exit within microseconds of noticing its death
 	my @orphans = grep { $_ != $postmaster } server_pids();
+	kill('STOP', @orphans) if @orphans;
+	$k{t_from} = time();
+	$node->kill9;
+	$k{outlived} = scalar(@orphans);
+	$k{attached} = grep { attached_to_sysv_shm($_) } @orphans;
+	waitpid($postmaster, 0);	# ours, as subreaper: no zombie lock holder
+
+	if ($k{attached})
+	{
+		my $log_size = -s $node->logfile;
+		if ($node->start(fail_ok => 1))
+		{
+			fail("a start while $k{attached} orphans hold the old shared memory "
+				  . 'must be refused');
+			BAIL_OUT('two servers on one data directory');
+		}
+		my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+		$k{refused} = 1
+		  if substr($log, $log_size) =~ /pre-existing shared memory block .* is still in use/;
+	}
+	kill('CONT', @orphans) if @orphans;
+
+	sleep(rand(0.03));
 	kill('KILL', @orphans) if @orphans;
-	return (scalar(@orphans), $t_postmaster, time());
+	$k{t_to} = time();
+	return \%k;
 }
 
 #
@@ -283,7 +331,8 @@ sub restart
 	return 0;
 }
 
-my %total = (orphans => 0, late => 0, kill9 => 0, immediate => 0, backend => 0);
+my %total = (outlived => 0, attached => 0, refused => 0, late => 0,
+	kill9 => 0, immediate => 0, backend => 0);
 my $acks_before = 0;
 
 sub check_cycle
@@ -340,10 +389,10 @@ for my $cycle (1 .. $cycles)
 		sleep(rand(0.1));
 	}
 
-	my ($orphans, $t_from, $t_to) = (0, 0, 0);
+	my $k = { outlived => 0, attached => 0, refused => 0, t_from => 0, t_to => 0 };
 	if ($mode eq 'kill9')
 	{
-		($orphans, $t_from, $t_to) = kill_server();
+		$k = kill_server();
 	}
 	elsif ($mode eq 'immediate')
 	{
@@ -360,23 +409,31 @@ for my $cycle (1 .. $cycles)
 		ok($node->poll_query_until('crash', 'SELECT true'),
 			"$label: the postmaster reinitialised and recovered");
 	}
-	else
+	elsif ($mode eq 'immediate')
 	{
 		ok(wait_server_gone(), "$label: no process of the old server is left");
+	}
+	ok($k->{refused}, "$label: a start was refused while $k->{attached} orphans held "
+		  . 'the old shared memory')
+	  if $k->{attached};
+	if ($mode ne 'backend')
+	{
+		# retried while the killed orphans still hold the shared memory
 		my $tries = restart();
 		ok($tries, "$label: restarted and recovered (start attempts: $tries)");
 		BAIL_OUT('the server did not restart') unless $tries;
 	}
 	$total{$mode}++;
-	$total{orphans} += $orphans;
+	$total{$_} += $k->{$_} for qw(outlived attached refused);
 
-	# acknowledgements that arrived between the postmaster's death and the
-	# backends' (by the clients' clock, once the reply was in)
-	my $late = grep { $_->{ts} >= $t_from * 1000 && $_->{ts} <= $t_to * 1000 }
+	# acknowledgements that arrived while the orphans went on (by the
+	# clients' clock, once the reply was in)
+	my $late = grep { $_->{ts} >= $k->{t_from} * 1000 && $_->{ts} <= $k->{t_to} * 1000 }
 	  @{ CpCheck::read_logs($logdir)->{acks} };
 	$total{late} += $late;
-	note "$label: $orphans server processes outlived the postmaster, "
-	  . "$late acknowledgements arrived after it was killed"
+	note "$label: $k->{outlived} server processes outlived the postmaster "
+	  . "($k->{attached} attached to its shared memory); "
+	  . "$late acknowledgements arrived while they went on"
 	  if $mode eq 'kill9';
 
 	check_cycle($label);
@@ -414,7 +471,10 @@ cmp_ok(($st{'save_ff updated'} // 0), '>', 0, 'fast-forward saves updated');
 cmp_ok($st{'append merged'} // 0, '>', 0, 'stale appends merged');
 cmp_ok($st{'update direct'} // 0, '>', 0, 'direct UPDATEs acknowledged');
 cmp_ok($facts->{errors}{'retry 40001'} // 0, '>', 0, 'stale direct UPDATEs got 40001');
-cmp_ok($total{orphans}, '>', 0, 'server processes outlived the killed postmaster');
+cmp_ok($total{outlived}, '>', 0, 'server processes outlived the killed postmaster');
+cmp_ok($total{refused}, '>', 0,
+	'a start was refused while orphans held the shared memory');
+
 
 #
 # The checker catches a loss: take one acknowledged message out of its
@@ -443,9 +503,11 @@ $dbh->disconnect;
 diag sprintf('crash_recovery: %d cycles (%d kill -9 of the server, %d immediate '
 	  . 'stops, %d kill -9 of a backend) in %d s, %d acknowledged writes (%d messages) '
 	  . 'checked after each; %d server processes outlived the postmaster, %d '
-	  . 'acknowledgements arrived after it was killed',
+	  . 'acknowledgements arrived while orphans went on, %d starts refused '
+	  . 'while orphans held the old shared memory',
 	$cycles, $total{kill9}, $total{immediate}, $total{backend}, time() - $t0,
-	$facts->{acks}, $facts->{messages_checked}, $total{orphans}, $total{late});
+	$facts->{acks}, $facts->{messages_checked}, $total{outlived}, $total{late},
+	$total{refused});
 
 $node->stop;
 done_testing();
