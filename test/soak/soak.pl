@@ -242,7 +242,7 @@ $other += $err{$_} for grep { !/^retry / } keys %err;
 my $writes = $f->{acks};
 
 print "\n";
-printf "acknowledged: %d writes in %.0f s (%.0f per second): %d new messages, "
+printf "acknowledged: %d writes in %.0f s (%.0f saves per second): %d new messages, "
   . "%d message tombstones, %d conversation deletes\n",
   $writes, $elapsed, $writes / $elapsed, $messages, $tombs, $deletes;
 printf "  by call and status: %s\n", join(', ', map { "$_ $st{$_}" } sort keys %st);
