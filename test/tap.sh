@@ -19,7 +19,7 @@
 #
 # The tests' clusters, logs and the private install live in temporary
 # directories that are removed at the end, also on failure (the server
-# log's tail is printed first).  Ends with the line
+# log's tail is printed first; CP_TAP_LOGS=DIR keeps a copy of the logs).  Ends with the line
 #	tap: N passed, M failed
 # counting the ok / not ok lines, and exits non-zero if M > 0.
 #
@@ -72,6 +72,9 @@ finish()
 			done
 			# shellcheck disable=SC2086
 			[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+		fi
+		if [ -n "${CP_TAP_LOGS:-}" ]; then
+			mkdir -p "$CP_TAP_LOGS" && cp -r "$testdir"/tmp_check/log/. "$CP_TAP_LOGS"/ 2>/dev/null
 		fi
 		rm -rf "$testdir"
 	fi
