@@ -33,8 +33,10 @@
 # The clients are held; once the server has recovered, stats() must count
 # in the new shared memory, CpCheck.pm compares every write a client saw
 # acknowledged with the database, and pg_amcheck checks every heap, TOAST
-# table and B-tree (--heapallindexed, --parent-check).  Then the clients
-# reconnect and go on.  At the end the checker must find a planted loss.
+# table and B-tree (--heapallindexed, --parent-check), and a device that
+# follows changes_since with its cursor kept across the crashes must learn
+# every conversation's version.  Then the clients reconnect and go on.  At
+# the end the checker must find a planted loss.
 #
 # Copyright (c) 2026, chatpersist developers
 #
@@ -331,6 +333,49 @@ sub restart
 	return 0;
 }
 
+#
+# One more device, kept across the crashes: it follows changes_since with
+# the largest cursor it has seen.  With the clients held, the feed must
+# catch up with every row's version (a change may come late while another
+# transaction is still open, never not at all).  Returns the conversations
+# it lags behind on, after 20 s of trying.
+#
+my %cursor = map { $_ => 0 } @users;
+my %feed;
+
+sub feed_lag
+{
+	my ($dbh) = @_;
+	my @lag;
+	for my $try (1 .. 200)
+	{
+		for my $u (@users)
+		{
+			my $rows = $dbh->selectall_arrayref(
+				'SELECT conversation_id, version, cursor '
+				  . 'FROM chatpersist.changes_since($1::uuid, $2)', undef, $u, $cursor{$u});
+			for my $r (@$rows)
+			{
+				push @lag, "the feed went back on $u/$r->[0]"
+				  if ($feed{"$u/$r->[0]"} // 0) > $r->[1];
+				$feed{"$u/$r->[0]"} = $r->[1];
+				$cursor{$u} = $r->[2] if $r->[2] > $cursor{$u};
+			}
+		}
+		my $rows = $dbh->selectall_arrayref(
+			'SELECT user_id::text, id, version FROM chatpersist.conversations '
+			  . 'WHERE user_id = ANY($1::uuid[])', undef, \@users);
+		@lag = (@lag, map { "$_->[0]/$_->[1] is at version $_->[2], the feed says "
+			  . ($feed{"$_->[0]/$_->[1]"} // 'nothing') }
+		  grep { ($feed{"$_->[0]/$_->[1]"} // 0) != $_->[2] } @$rows);
+		return () unless @lag;
+		return @lag if grep { /went back/ } @lag;
+		@lag = ();
+		sleep(0.1);
+	}
+	return ('no answer');
+}
+
 my %total = (outlived => 0, attached => 0, refused => 0, late => 0,
 	kill9 => 0, immediate => 0, backend => 0);
 my $acks_before = 0;
@@ -354,6 +399,10 @@ sub check_cycle
 		undef, CpWorkload::user_uuid($seed, 99), $label);
 	ok($stat->('cluster_wide') == 1 && $stat->('saves_created') == $before + 1,
 		"$label: stats() counts cluster-wide in the new shared memory");
+	my @lag = feed_lag($dbh);
+	ok(!@lag, "$label: changes_since, its cursor kept across the crashes, "
+		  . 'reports every conversation\'s version')
+	  or diag(join("\n", @lag[ 0 .. ($#lag < 10 ? $#lag : 9) ]));
 	$dbh->disconnect;
 
 	my $new = $facts->{acks} - $acks_before;
