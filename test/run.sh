@@ -9,8 +9,11 @@
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
 # pgTAP (test/pgtap/), the property scripts (test/*_props.sh), the
 # dump and restore round trip (test/dump_restore.sh), the node-postgres
-# client example's tests (examples/node), a short libFuzzer run of
-# src/canon.h (test/fuzz/run_canon_fuzz.sh) and cppcheck. Every
+# client example's tests (examples/node), the lost-update soak
+# (test/soak/soak.pl, CP_SOAK_SECONDS, default 40), the Perl TAP tests
+# (test/tap.sh: the crash recovery test with CP_CRASH_CYCLES, default 8,
+# on clusters of their own), a short libFuzzer run of src/canon.h
+# (test/fuzz/run_canon_fuzz.sh) and cppcheck. Every
 # suite runs even when an earlier one fails; the cluster is stopped at the
 # end, also on failure. The last line is "N passed, M failed".
 set -uo pipefail
@@ -63,6 +66,19 @@ count_regress() {
 	record "$name" "$ok" "$bad"
 }
 
+# Record a suite from the last "name: N passed, M failed" line of its log;
+# no such line (the suite died first) counts as one failure
+record_from_log() {
+	local name=$1 log=$2 line
+	line=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed$" "$log" | tail -n 1)
+	if [ -n "$line" ]; then
+		record "$name" "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+			"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
+	else
+		record "$name" 0 1
+	fi
+}
+
 echo "== pg_regress"
 rm -rf results regression.diffs regression.out
 make -s PG_CONFIG="$PG_CONFIG" installcheck ISOLATION= 2>&1 | tee .regress.log
@@ -106,13 +122,7 @@ for script in test/*_props.sh; do
 	[ -e "$script" ] || continue
 	name=$(basename "$script" .sh)
 	PGDATABASE=chatpersist_props bash "$script" 2>&1 | tee ".$name.log"
-	line=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed$" ".$name.log" | tail -n 1)
-	if [ -n "$line" ]; then
-		record "$name" "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
-			"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
-	else
-		record "$name" 0 1
-	fi
+	record_from_log "$name" ".$name.log"
 done
 
 echo "== node client example (examples/node)"
@@ -132,33 +142,25 @@ fi
 
 echo "== docs examples (every sql block of README.md and docs/)"
 python3 test/docs_examples.py 2>&1 | tee .docs_examples.log
-line=$(grep -E "^docs_examples: [0-9]+ passed, [0-9]+ failed$" .docs_examples.log | tail -n 1)
-if [ -n "$line" ]; then
-	record docs "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
-		"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
-else
-	record docs 0 1
-fi
+record_from_log docs_examples .docs_examples.log
 
 echo "== dump and restore"
 bash test/dump_restore.sh 2>&1 | tee .dump_restore.log
-line=$(grep -E "^dump_restore: [0-9]+ passed, [0-9]+ failed$" .dump_restore.log | tail -n 1)
-if [ -n "$line" ]; then
-	record dump_restore "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
-		"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
-else
-	record dump_restore 0 1
-fi
+record_from_log dump_restore .dump_restore.log
+
+echo "== lost-update soak (test/soak/soak.pl, ${CP_SOAK_SECONDS:-40} s)"
+createdb chatpersist_soak
+psql -X -q -d chatpersist_soak -c "CREATE EXTENSION chatpersist"
+PGDATABASE=chatpersist_soak perl test/soak/soak.pl --duration "${CP_SOAK_SECONDS:-40}" --self-test 2>&1 | tee .soak.log
+record_from_log soak .soak.log
+
+echo "== crash recovery (TAP: test/t/, ${CP_CRASH_CYCLES:-8} crash cycles, clusters of its own)"
+CP_INSTALL_DIR=$install_dir bash test/tap.sh 2>&1 | tee .tap.log
+record_from_log tap .tap.log
 
 echo "== libFuzzer: src/canon.h against naive references (test/fuzz/run_canon_fuzz.sh)"
 bash test/fuzz/run_canon_fuzz.sh 2>&1 | tee .canon_fuzz.log
-line=$(grep -E "^canon_fuzz: [0-9]+ passed, [0-9]+ failed$" .canon_fuzz.log | tail -n 1)
-if [ -n "$line" ]; then
-	record canon_fuzz "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
-		"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
-else
-	record canon_fuzz 0 1
-fi
+record_from_log canon_fuzz .canon_fuzz.log
 
 echo "== static analysis (cppcheck)"
 if cppcheck --enable=warning,portability --error-exitcode=1 --inline-suppr --quiet --std=c99 \
@@ -188,7 +190,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"

@@ -13,6 +13,7 @@ packages=(
 	postgresql-15-pgtap                   # pgTAP
 	libtap-parser-sourcehandler-pgtap-perl # pg_prove
 	libipc-run-perl                       # PostgreSQL's Perl TAP test modules
+	libdbd-pg-perl                        # DBI clients of the crash and soak tests
 	cppcheck                              # static analysis in the test suite
 	clang libclang-rt-14-dev              # libFuzzer and sanitizers (test/fuzz)
 )
