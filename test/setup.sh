@@ -14,6 +14,8 @@ packages=(
 	libtap-parser-sourcehandler-pgtap-perl # pg_prove
 	libipc-run-perl                       # PostgreSQL's Perl TAP test modules
 	cppcheck                              # static analysis in the test suite
+	libasan8 libubsan1                    # gcc's ASan and UBSan runtimes (test/sanitize.sh)
+	valgrind                              # memcheck, and its client-request headers (test/sanitize.sh)
 )
 
 # Node.js and npm run the client example's tests (examples/node); the
