@@ -272,6 +272,13 @@ valgrind_reports()
 	echo "$n"
 }
 
+# How many errors valgrind suppressed in a log directory (PostgreSQL's own)
+valgrind_suppressed()
+{
+	sed -nE 's/.*ERROR SUMMARY: .*\(suppressed: ([0-9]+) from.*/\1/p' "$1"/vg.*.log 2>/dev/null |
+		awk '{ n += $1 } END { print n + 0 }'
+}
+
 # How many errors in a valgrind log directory involve chatpersist.so
 valgrind_chatpersist_errors()
 {
@@ -339,7 +346,8 @@ run_suites()
 	else
 		n=$(valgrind_reports "$reports")
 		cp_errs=$(valgrind_chatpersist_errors "$reports")
-		echo "$name: $(ls "$reports" | wc -l) processes checked, $cp_errs errors involve chatpersist.so"
+		echo "$name: $(ls "$reports" | wc -l) processes checked, $cp_errs errors involve chatpersist.so," \
+			"$(valgrind_suppressed "$reports") suppressed (test/sanitize/valgrind.supp)"
 	fi
 	echo "$name: $n reports, $((t1 - t0)) s"
 	if [ "$n" -eq 0 ]; then
