@@ -9,7 +9,9 @@
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
 # pgTAP (test/pgtap/), the property scripts (test/*_props.sh) and the
 # dump and restore round trip (test/dump_restore.sh), and the node-postgres
-# client example's tests (examples/node). Every
+# client example's tests (examples/node); then the memory-error checks
+# (test/sanitize.sh: ASan and UBSan, then valgrind, about 6 minutes on 2
+# cores, on clusters of their own). Every
 # suite runs even when an earlier one fails; the cluster is stopped at the
 # end, also on failure. The last line is "N passed, M failed".
 set -uo pipefail
@@ -149,6 +151,27 @@ else
 	record dump_restore 0 1
 fi
 
+# record_line NAME LOG SCRIPT: record the "SCRIPT: N passed, M failed" line
+# a script ended LOG with, or a failure if it has none
+record_line() {
+	local line
+	line=$(grep -E "^$3: [0-9]+ passed, [0-9]+ failed$" "$2" | tail -n 1)
+	if [ -n "$line" ]; then
+		record "$1" "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+			"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
+	else
+		record "$1" 0 1
+	fi
+}
+
+echo "== memory errors: ASan and UBSan (test/sanitize.sh asan, clusters of its own)"
+bash test/sanitize.sh asan 2>&1 | tee .sanitize_asan.log
+record_line sanitize-asan .sanitize_asan.log sanitize
+
+echo "== memory errors: valgrind memcheck (test/sanitize.sh valgrind, clusters of its own)"
+bash test/sanitize.sh valgrind 2>&1 | tee .sanitize_valgrind.log
+record_line sanitize-vg .sanitize_valgrind.log sanitize
+
 echo "== static analysis (cppcheck)"
 if cppcheck --enable=warning,portability --error-exitcode=1 --inline-suppr --quiet --std=c99 \
 	-I src -I "$("$PG_CONFIG" --includedir-server)" -D__GNUC__ \
@@ -177,7 +200,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .*_props.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .*_props.log .sanitize_*.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
