@@ -10,7 +10,7 @@
 # pgTAP (test/pgtap/), the property scripts (test/*_props.sh) and the
 # dump and restore round trip (test/dump_restore.sh), and the node-postgres
 # client example's tests (examples/node); then the memory-error checks
-# (test/sanitize.sh: ASan and UBSan, then valgrind, about 6 minutes on 2
+# (test/sanitize.sh: ASan and UBSan, then valgrind, about 5 minutes on 2
 # cores, on clusters of their own). Every
 # suite runs even when an earlier one fails; the cluster is stopped at the
 # end, also on failure. The last line is "N passed, M failed".

@@ -15,7 +15,7 @@
 #   valgrind  builds the module with assertions, as test/run.sh does, and
 #             runs the server under valgrind --tool=memcheck
 #             --trace-children=yes, with test/sanitize/valgrind.supp for
-#             what PostgreSQL itself triggers; about 6 minutes on 2 cores
+#             what PostgreSQL itself triggers; about 5 minutes on 2 cores
 #   all       both
 #
 #   --no-palloc-check  leave chatpersist's pallocs to the server's allocator
