@@ -130,15 +130,16 @@ count_regress()
 }
 
 # The options of each tool.  ASan: no leak check (the server frees by memory
-# context, and at exit not at all), keep going after a report (the module
-# is built with -fsanitize-recover), one file per process, REPORTS/asan.PID.
+# context, and at exit not at all), locals of returned functions checked
+# too, keep going after a report (the module is built with
+# -fsanitize-recover), one file per process, REPORTS/asan.PID.
 # UBSan: with a stack trace, keep going.  gcc's UBSan runtime starts at its
 # first report, and then points the ASan runtime's report file at its own
 # log_path (hence another name, so that nothing is overwritten) while its
 # own reports go to stderr, the server log: both are scanned.
 asan_options()
 {
-	echo "detect_leaks=0:halt_on_error=0:abort_on_error=0:log_path=$1/asan"
+	echo "detect_leaks=0:detect_stack_use_after_return=1:halt_on_error=0:abort_on_error=0:log_path=$1/asan"
 }
 ubsan_options()
 {
@@ -196,13 +197,19 @@ install_launcher()
 			-DCP_ASAN_OPTIONS="\"$(asan_options "$reports")\"" \
 			-DCP_UBSAN_OPTIONS="\"$(ubsan_options "$reports")\"" \
 			"$top/test/sanitize/preload.c" || return 1
+		# Without address randomisation where the system allows it: gcc
+		# 12's runtime can place its shadow memory badly when the kernel
+		# randomises with more bits than it expects (vm.mmap_rnd_bits 32)
+		norandom=""
+		if setarch "$(uname -m)" -R true 2>/dev/null; then
+			norandom="setarch $(uname -m) -R"
+		fi
 		cat >"$CP_PGBIN/postgres" <<-EOF
 			#!/bin/sh
 			# test/sanitize.sh: the server with the ASan runtime preloaded
-			export LD_PRELOAD='$asan_runtime $reports.preload.so'
 			export ASAN_OPTIONS='$(asan_options "$reports")'
 			export UBSAN_OPTIONS='$(ubsan_options "$reports")'
-			exec '$real' "\$@"
+			exec $norandom env LD_PRELOAD='$asan_runtime $reports.preload.so' '$real' "\$@"
 		EOF
 	else
 		# initdb's bootstrap and single-user runs, and the version checks
@@ -374,7 +381,7 @@ run_canary()
 		return
 	fi
 	if [ "$tool" = asan ]; then
-		kinds=(heap-overflow use-after-free stack-overflow shift)
+		kinds=(heap-overflow use-after-free stack-overflow use-after-return shift)
 	else
 		kinds=(heap-overflow use-after-free uninitialised uninitialised-param)
 	fi
@@ -402,6 +409,7 @@ run_canary()
 			asan:heap-overflow) pattern='heap-buffer-overflow' ;;
 			asan:use-after-free) pattern='heap-use-after-free' ;;
 			asan:stack-overflow) pattern='stack-buffer-overflow' ;;
+			asan:use-after-return) pattern='stack-use-after-return' ;;
 			asan:shift) pattern='shift exponent' ;;
 			valgrind:heap-overflow) pattern='Invalid write' ;;
 			valgrind:use-after-free) pattern='Invalid read' ;;

@@ -19,6 +19,8 @@
  *						sees it)
  *	use-after-free		a read of a chunk after pfree
  *	stack-overflow		a write one element past a local array (ASan only)
+ *	use-after-return	a read of a local array after its function returned
+ *						(ASan only, with detect_stack_use_after_return)
  *	shift				a shift by more than the width of int (UBSan)
  *	uninitialised		a branch on bytes of a chunk that nothing wrote
  *						(valgrind only)
@@ -45,6 +47,8 @@
 static int	canary_heap_overflow(volatile int n);
 static int	canary_use_after_free(volatile int n);
 static int	canary_stack_overflow(volatile int n);
+static void canary_escape_local(volatile int n);
+static int	canary_use_after_return(volatile int n);
 static int	canary_shift(volatile int n);
 static int	canary_uninitialised(volatile int n);
 static int	canary_uninitialised_param(volatile int n);
@@ -83,6 +87,27 @@ canary_stack_overflow(volatile int n)
 	memset((char *) buf, 'x', sizeof(buf));
 	buf[n] = 'y';
 	return buf[0];
+}
+
+/* Where canary_escape_local leaves the address of its local array */
+static volatile char *escaped_local;
+
+/* Let the address of a local array outlive the call */
+static pg_noinline void
+canary_escape_local(volatile int n)
+{
+	volatile char buf[32];
+
+	memset((char *) buf, 'x', sizeof(buf));
+	escaped_local = &buf[n % 32];
+}
+
+/* Read a local array of a function that has returned */
+static pg_noinline int
+canary_use_after_return(volatile int n)
+{
+	canary_escape_local(n);
+	return *escaped_local;
 }
 
 /* Shift 1 by n >= 32 places (undefined even with -fwrapv) */
@@ -146,6 +171,8 @@ chatpersist_canary(PG_FUNCTION_ARGS)
 		PG_RETURN_INT32(canary_use_after_free(24));
 	if (strcmp(kind, "stack-overflow") == 0)
 		PG_RETURN_INT32(canary_stack_overflow(8));
+	if (strcmp(kind, "use-after-return") == 0)
+		PG_RETURN_INT32(canary_use_after_return(3));
 	if (strcmp(kind, "shift") == 0)
 		PG_RETURN_INT32(canary_shift(40));
 	if (strcmp(kind, "uninitialised") == 0)
