@@ -92,7 +92,11 @@ canary_stack_overflow(volatile int n)
 /* Where canary_escape_local leaves the address of its local array */
 static volatile char *escaped_local;
 
-/* Let the address of a local array outlive the call */
+/* Let the address of a local array outlive the call (gcc 12 sees it) */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
 static pg_noinline void
 canary_escape_local(volatile int n)
 {
@@ -101,6 +105,9 @@ canary_escape_local(volatile int n)
 	memset((char *) buf, 'x', sizeof(buf));
 	escaped_local = &buf[n % 32];
 }
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
 
 /* Read a local array of a function that has returned */
 static pg_noinline int
