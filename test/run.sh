@@ -13,7 +13,9 @@
 # (test/soak/soak.pl, CP_SOAK_SECONDS, default 40), the Perl TAP tests
 # (test/tap.sh: the crash recovery test with CP_CRASH_CYCLES, default 8,
 # on clusters of their own), a short libFuzzer run of src/canon.h
-# (test/fuzz/run_canon_fuzz.sh) and cppcheck. Every
+# (test/fuzz/run_canon_fuzz.sh), the memory-error checks (test/sanitize.sh:
+# ASan and UBSan, then valgrind, about 5 minutes on 2 cores, on clusters
+# of their own) and cppcheck. Every
 # suite runs even when an earlier one fails; the cluster is stopped at the
 # end, also on failure. The last line is "N passed, M failed".
 set -uo pipefail
@@ -66,11 +68,12 @@ count_regress() {
 	record "$name" "$ok" "$bad"
 }
 
-# Record a suite from the last "name: N passed, M failed" line of its log;
+# record_from_log NAME LOG [SCRIPT]: record a suite from the last
+# "SCRIPT: N passed, M failed" line of its log (SCRIPT defaults to NAME);
 # no such line (the suite died first) counts as one failure
 record_from_log() {
-	local name=$1 log=$2 line
-	line=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed$" "$log" | tail -n 1)
+	local name=$1 log=$2 script=${3:-$1} line
+	line=$(grep -E "^$script: [0-9]+ passed, [0-9]+ failed$" "$log" | tail -n 1)
 	if [ -n "$line" ]; then
 		record "$name" "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
 			"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
@@ -162,6 +165,14 @@ echo "== libFuzzer: src/canon.h against naive references (test/fuzz/run_canon_fu
 bash test/fuzz/run_canon_fuzz.sh 2>&1 | tee .canon_fuzz.log
 record_from_log canon_fuzz .canon_fuzz.log
 
+echo "== memory errors: ASan and UBSan (test/sanitize.sh asan, clusters of its own)"
+bash test/sanitize.sh asan 2>&1 | tee .sanitize_asan.log
+record_from_log sanitize-asan .sanitize_asan.log sanitize
+
+echo "== memory errors: valgrind memcheck (test/sanitize.sh valgrind, clusters of its own)"
+bash test/sanitize.sh valgrind 2>&1 | tee .sanitize_valgrind.log
+record_from_log sanitize-vg .sanitize_valgrind.log sanitize
+
 echo "== static analysis (cppcheck)"
 if cppcheck --enable=warning,portability --error-exitcode=1 --inline-suppr --quiet --std=c99 \
 	-I src -I "$("$PG_CONFIG" --includedir-server)" -D__GNUC__ \
@@ -190,7 +201,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"

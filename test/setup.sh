@@ -16,6 +16,8 @@ packages=(
 	libdbd-pg-perl                        # DBI clients of the crash and soak tests
 	cppcheck                              # static analysis in the test suite
 	clang libclang-rt-14-dev              # libFuzzer and sanitizers (test/fuzz)
+	libasan8 libubsan1                    # gcc's ASan and UBSan runtimes (test/sanitize.sh)
+	valgrind                              # memcheck, and its client-request headers (test/sanitize.sh)
 )
 
 # Node.js and npm run the client example's tests (examples/node); the
