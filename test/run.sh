@@ -57,16 +57,8 @@ record() {
 	summary+=("$(printf '%-12s %4d passed, %d failed' "$1" "$2" "$3")")
 }
 
-# Count pg_regress-style result lines in a log: "test x ... ok" / "... FAILED"
-count_regress() {
-	local log=$1 name=$2 ok bad
-	ok=$(grep -cE '^ *test .* \.\.\. ok' "$log")
-	bad=$(grep -cE '^ *test .* \.\.\. (FAILED|failed)' "$log")
-	if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then
-		bad=1 # the runner died before running anything
-	fi
-	record "$name" "$ok" "$bad"
-}
+# count_regress LOG NAME (test/counts.sh) reports to record
+. test/counts.sh
 
 # record_from_log NAME LOG [SCRIPT]: record a suite from the last
 # "SCRIPT: N passed, M failed" line of its log (SCRIPT defaults to NAME);

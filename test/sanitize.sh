@@ -117,17 +117,8 @@ record()
 	printf '%s\t%d\t%d\n' "$1" "$2" "$3" >>"$records"
 }
 
-# Count pg_regress-style result lines in a log ("test x ... ok" / "... FAILED")
-count_regress()
-{
-	local log=$1 name=$2 ok bad
-	ok=$(grep -cE '^ *test .* \.\.\. ok' "$log")
-	bad=$(grep -cE '^ *test .* \.\.\. (FAILED|failed)' "$log")
-	if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then
-		bad=1 # the runner died before running anything
-	fi
-	record "$name" "$ok" "$bad"
-}
+# count_regress LOG NAME (test/counts.sh) reports to record
+. test/counts.sh
 
 # The options of each tool.  ASan: no leak check (the server frees by memory
 # context, and at exit not at all), locals of returned functions checked
