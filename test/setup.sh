@@ -14,6 +14,8 @@ packages=(
 	libtap-parser-sourcehandler-pgtap-perl # pg_prove
 	libipc-run-perl                       # PostgreSQL's Perl TAP test modules
 	cppcheck                              # static analysis in the test suite
+	python3-psycopg2                      # the fuzzer (test/fuzz.sh), run by Debian's python3
+	libxxhash0                            # XXH3 for the fuzzer's independent checksum oracle
 )
 
 # Node.js and npm run the client example's tests (examples/node); the
