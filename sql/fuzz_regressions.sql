@@ -1,0 +1,50 @@
+--
+-- Bugs the fuzzer (test/fuzz.sh) found, one block each, pinned so that they
+-- stay fixed.  See docs/reliability.md, section "Fuzzing".
+--
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set try_sql :abs_srcdir '/sql/include/try.sql'
+\i :try_sql
+
+--
+-- 1. current_user_id() raised PostgreSQL's jsonb input errors (22P05,
+-- 22P02, 22003) instead of 22023 for request.jwt.claims that are valid JSON
+-- text but not valid jsonb: a \u0000 or a lone surrogate escape anywhere in
+-- the claims, or a number numeric cannot hold.  Such claims are malformed
+-- (22023); a number only in another claim does not matter, since sub is read
+-- without converting numbers.
+--
+SET request.jwt.claims = '{"sub": "0b9c2d1e-0000-4000-8000-000000000002", "x": "\u0000"}';
+SELECT pg_temp.try($$SELECT chatpersist.current_user_id()$$);
+SET request.jwt.claims = '{"sub": "\u0000"}';
+SELECT pg_temp.try($$SELECT chatpersist.current_user_id()$$);
+SET request.jwt.claims = '{"sub": "0b9c2d1e-0000-4000-8000-000000000002", "x": "\ud800"}';
+SELECT pg_temp.try($$SELECT chatpersist.current_user_id()$$);
+SET request.jwt.claims = '{"sub": "\udc00\ud800"}';
+SELECT pg_temp.try($$SELECT chatpersist.current_user_id()$$);
+SET request.jwt.claims = '{"sub": "0b9c2d1e-0000-4000-8000-000000000002", "exp": 1e200000}';
+SELECT chatpersist.current_user_id();
+-- what jsonb does with the rest is unchanged: the last of repeated keys,
+-- escaped keys, null and "" as no identity, other types as errors
+SET request.jwt.claims = '{"sub": "bad", "sub": "0b9c2d1e-0000-4000-8000-000000000002"}';
+SELECT chatpersist.current_user_id();
+SET request.jwt.claims = '{"\u0073ub": "{0B9C2D1E-0000-4000-8000-000000000002}"}';
+SELECT chatpersist.current_user_id();
+SET request.jwt.claims = '{"sub": "0b9c2d1e-0000-4000-8000-000000000002", "sub": null}';
+SELECT chatpersist.current_user_id() IS NULL;
+SET request.jwt.claims = '{"sub": ""}';
+SELECT chatpersist.current_user_id() IS NULL;
+SET request.jwt.claims = '{"sub": 42}';
+SELECT pg_temp.try($$SELECT chatpersist.current_user_id()$$);
+SET request.jwt.claims = '{"sub": ["0b9c2d1e-0000-4000-8000-000000000002"]}';
+SELECT pg_temp.try($$SELECT chatpersist.current_user_id()$$);
+SET request.jwt.claims = '[{"sub": "0b9c2d1e-0000-4000-8000-000000000002"}]';
+SELECT pg_temp.try($$SELECT chatpersist.current_user_id()$$);
+SET request.jwt.claims = '{"sub": "0b9c2d1e-0000-4000-8000-000000000002"';
+SELECT pg_temp.try($$SELECT chatpersist.current_user_id()$$);
+RESET request.jwt.claims;
+
+DELETE FROM chatpersist.conversations WHERE user_id IN
+	('00000000-0000-4000-8000-00000000fa71', '00000000-0000-4000-8000-00000000fa72');
+DELETE FROM chatpersist.history WHERE user_id IN
+	('00000000-0000-4000-8000-00000000fa71', '00000000-0000-4000-8000-00000000fa72');
