@@ -44,6 +44,32 @@ SET request.jwt.claims = '{"sub": "0b9c2d1e-0000-4000-8000-000000000002"';
 SELECT pg_temp.try($$SELECT chatpersist.current_user_id()$$);
 RESET request.jwt.claims;
 
+--
+-- 2. A version at the top of bigint wrapped around to a negative one on the
+-- next write.  Only a restore can put such a version in (the owner
+-- inserting a row with its own version and matching checksum); the next
+-- change now fails with 22003 instead, and so does creating the key again
+-- once that version is in history.
+--
+INSERT INTO chatpersist.conversations (user_id, id, messages, version, checksum)
+VALUES ('00000000-0000-4000-8000-00000000fa71', 'top', '[]', 9223372036854775807,
+		chatpersist.checksum('[]'))
+RETURNING version;
+SELECT pg_temp.try($$UPDATE chatpersist.conversations SET title = 'x'
+	WHERE user_id = '00000000-0000-4000-8000-00000000fa71' AND id = 'top'$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-4000-8000-00000000fa71',
+	'top', 'T', '[{"id":"m1"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.delete_conversation('00000000-0000-4000-8000-00000000fa71', 'top')$$);
+-- an UPDATE that changes nothing writes no version, and a DELETE none either
+SELECT pg_temp.try($$UPDATE chatpersist.conversations SET title = title
+	WHERE user_id = '00000000-0000-4000-8000-00000000fa71' AND id = 'top'$$);
+DELETE FROM chatpersist.conversations
+WHERE user_id = '00000000-0000-4000-8000-00000000fa71' AND id = 'top';
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-4000-8000-00000000fa71',
+	'top', 'T', '[]')$$);
+SELECT version, replaced_by FROM chatpersist.history
+WHERE user_id = '00000000-0000-4000-8000-00000000fa71';
+
 DELETE FROM chatpersist.conversations WHERE user_id IN
 	('00000000-0000-4000-8000-00000000fa71', '00000000-0000-4000-8000-00000000fa72');
 DELETE FROM chatpersist.history WHERE user_id IN

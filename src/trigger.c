@@ -95,6 +95,7 @@ static HeapTuple guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 static bool note_matches(HeapTuple tup, TupleDesc desc, GuardColumns *cols);
 static bool is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
 					   const char *checksum);
+static int64 version_after(int64 version, Datum id);
 static void compute_messages(Datum messages, char *checksum, int32 *count);
 static bool same_varlena(Datum a, Datum b);
 static int64 next_version(Oid owner, Datum user_id, Datum id);
@@ -468,7 +469,8 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 					discarded);
 
 	attnums[n] = cols->version;
-	values[n++] = Int64GetDatum(old_version + 1);
+	values[n++] = Int64GetDatum(version_after(old_version,
+											  heap_getattr(oldtup, cols->id, desc, &onull)));
 	attnums[n] = cols->checksum;
 	values[n++] = CStringGetTextDatum(checksum);
 	attnums[n] = cols->message_count;
@@ -606,9 +608,26 @@ next_version(Oid owner, Datum user_id, Datum id)
 
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
-		result = DatumGetInt64(d) + 1;
+		result = version_after(DatumGetInt64(d), id);
 	SPI_finish();
 	return result;
+}
+
+/*
+ * The version that follows version: 22003 at the top of bigint, rather than
+ * wrapping around (only a restored row can carry such a version).  id is
+ * the conversation id, for the message.
+ */
+static int64
+version_after(int64 version, Datum id)
+{
+	if (version == PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("conversation \"%s\" has reached the largest version",
+						TextDatumGetCString(id)),
+				 errdetail("Version %lld cannot be increased.", (long long) version)));
+	return version + 1;
 }
 
 /*
