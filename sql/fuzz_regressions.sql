@@ -70,6 +70,30 @@ SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-4000-80
 SELECT version, replaced_by FROM chatpersist.history
 WHERE user_id = '00000000-0000-4000-8000-00000000fa71';
 
+--
+-- 3. An owner's INSERT that looked like a restore (its own version, a
+-- last_modified, the right checksum) kept a version that history already
+-- held for the key, after a plain DELETE.  The version then named two
+-- contents, and every later write of the conversation failed with 23505
+-- on history_pkey.  Such a row is no restore: it gets the next version.
+--
+SELECT status, version FROM chatpersist.save_conversation('00000000-0000-4000-8000-00000000fa72', 'again', 'T', '[{"id":"a"}]');
+SELECT status, version FROM chatpersist.save_conversation('00000000-0000-4000-8000-00000000fa72', 'again', 'T', '[{"id":"b"}]');
+DELETE FROM chatpersist.conversations
+WHERE user_id = '00000000-0000-4000-8000-00000000fa72' AND id = 'again';
+INSERT INTO chatpersist.conversations (user_id, id, messages, version, checksum)
+VALUES ('00000000-0000-4000-8000-00000000fa72', 'again', '[]', 1, chatpersist.checksum('[]'))
+RETURNING version;
+SELECT status, version FROM chatpersist.save_conversation('00000000-0000-4000-8000-00000000fa72', 'again', 'T', '[{"id":"c"}]');
+SELECT version, replaced_by FROM chatpersist.history
+WHERE user_id = '00000000-0000-4000-8000-00000000fa72' ORDER BY version;
+-- a version above history is still a restore, and keeps its version
+DELETE FROM chatpersist.conversations
+WHERE user_id = '00000000-0000-4000-8000-00000000fa72' AND id = 'again';
+INSERT INTO chatpersist.conversations (user_id, id, messages, version, checksum)
+VALUES ('00000000-0000-4000-8000-00000000fa72', 'again', '[]', 7, chatpersist.checksum('[]'))
+RETURNING version;
+
 DELETE FROM chatpersist.conversations WHERE user_id IN
 	('00000000-0000-4000-8000-00000000fa71', '00000000-0000-4000-8000-00000000fa72');
 DELETE FROM chatpersist.history WHERE user_id IN

@@ -94,7 +94,7 @@ static HeapTuple guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 							  GuardColumns *cols);
 static bool note_matches(HeapTuple tup, TupleDesc desc, GuardColumns *cols);
 static bool is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
-					   const char *checksum);
+					   const char *checksum, Datum user_id, Datum id);
 static int64 version_after(int64 version, Datum id);
 static void compute_messages(Datum messages, char *checksum, int32 *count);
 static bool same_varlena(Datum a, Datum b);
@@ -236,7 +236,7 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 	 * them computed.  Only the change cursor is always new: a stamp from
 	 * another cluster means nothing in this one.
 	 */
-	if (!isnull && is_restore(rel, newtup, cols, checksum))
+	if (!isnull && !key_null && is_restore(rel, newtup, cols, checksum, user_id, id))
 	{
 		attnums[0] = cols->message_count;
 		values[0] = Int32GetDatum(count);
@@ -269,10 +269,14 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
  * one computed from its messages, as a dumped row does.  A client role can
  * never pass the first test, so it can never set a version; and a checksum
  * that does not match shows a hand-made row, whose columns are computed.
+ * The version must also be above every archived version of the key, as a
+ * dumped row's is: a row inserted after a plain DELETE must not reuse a
+ * version that history holds (it would name two contents, and the next
+ * write would fail to archive it).
  */
 static bool
 is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
-		   const char *checksum)
+		   const char *checksum, Datum user_id, Datum id)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		isnull;
@@ -294,7 +298,10 @@ is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
 			memcmp(VARDATA_ANY(t), checksum, CP_CHECKSUM_LEN) != 0)
 			return false;
 	}
-	return has_privs_of_role(GetUserId(), rel->rd_rel->relowner);
+	if (!has_privs_of_role(GetUserId(), rel->rd_rel->relowner))
+		return false;
+	d = heap_getattr(newtup, cols->version, desc, &isnull);
+	return DatumGetInt64(d) >= next_version(rel->rd_rel->relowner, user_id, id);
 }
 
 /*
