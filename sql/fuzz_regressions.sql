@@ -94,7 +94,33 @@ INSERT INTO chatpersist.conversations (user_id, id, messages, version, checksum)
 VALUES ('00000000-0000-4000-8000-00000000fa72', 'again', '[]', 7, chatpersist.checksum('[]'))
 RETURNING version;
 
+--
+-- 4. import_app_state was not idempotent for an array that lists one
+-- conversation id twice with conflicting copies of a message: each import
+-- kept the other entry's losing copy in history once more, so importing
+-- the same state again wrote a new version and returned 1.  Such a state
+-- holds two versions of one conversation; like a repeated message id, a
+-- repeated conversation id is now refused (22023), and nothing is written.
+--
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-4000-8000-00000000fa73', '[
+	{"id": "twice", "messages": [{"id": "m1", "content": "old", "updated_at": 1}]},
+	{"id": "other", "messages": []},
+	{"id": "twice", "messages": [{"id": "m1", "content": "new", "updated_at": 2}]}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-4000-8000-00000000fa73', '{"conversations": [
+	{"id": "twice", "messages": [{"id": "m1", "content": "old", "updated_at": 1}]},
+	{"id": "twice", "messages": [{"id": "m1", "content": "new", "updated_at": 2}]}]}')$$);
+SELECT count(*) FROM chatpersist.conversations WHERE user_id = '00000000-0000-4000-8000-00000000fa73';
+-- distinct ids import as before, and again import nothing
+SELECT chatpersist.import_app_state('00000000-0000-4000-8000-00000000fa73', '[
+	{"id": "twice", "messages": [{"id": "m1", "content": "old", "updated_at": 1}]},
+	{"id": "other", "messages": []}]');
+SELECT chatpersist.import_app_state('00000000-0000-4000-8000-00000000fa73', '[
+	{"id": "twice", "messages": [{"id": "m1", "content": "old", "updated_at": 1}]},
+	{"id": "other", "messages": []}]');
+
 DELETE FROM chatpersist.conversations WHERE user_id IN
-	('00000000-0000-4000-8000-00000000fa71', '00000000-0000-4000-8000-00000000fa72');
+	('00000000-0000-4000-8000-00000000fa71', '00000000-0000-4000-8000-00000000fa72',
+	 '00000000-0000-4000-8000-00000000fa73');
 DELETE FROM chatpersist.history WHERE user_id IN
-	('00000000-0000-4000-8000-00000000fa71', '00000000-0000-4000-8000-00000000fa72');
+	('00000000-0000-4000-8000-00000000fa71', '00000000-0000-4000-8000-00000000fa72',
+	 '00000000-0000-4000-8000-00000000fa73');
