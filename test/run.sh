@@ -8,8 +8,9 @@
 # installation is not touched), starts a throwaway cluster (test/cluster.sh) and
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
 # pgTAP (test/pgtap/), the property scripts (test/*_props.sh) and the
-# dump and restore round trip (test/dump_restore.sh), and the node-postgres
-# client example's tests (examples/node). Every
+# dump and restore round trip (test/dump_restore.sh), the fuzzer
+# (test/fuzz.sh), and the node-postgres client example's tests
+# (examples/node). Every
 # suite runs even when an earlier one fails; the cluster is stopped at the
 # end, also on failure. The last line is "N passed, M failed".
 set -uo pipefail
@@ -114,6 +115,18 @@ for script in test/*_props.sh; do
 	fi
 done
 
+echo "== fuzzer (test/fuzz.sh: 10000 random and malformed inputs, then the oracle's self-test)"
+# FUZZ_COUNT and FUZZ_SEED change the run; the seed it used is printed first
+FUZZ_SERVER_LOG=$CP_CLUSTER_DIR/server.log bash test/fuzz.sh --here --count "${FUZZ_COUNT:-10000}" \
+	${FUZZ_SEED:+--seed "$FUZZ_SEED"} 2>&1 | tee .fuzz.log
+line=$(grep -E "^fuzz: [0-9]+ passed, [0-9]+ failed$" .fuzz.log | tail -n 1)
+if [ -n "$line" ]; then
+	record fuzz "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
+		"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
+else
+	record fuzz 0 1
+fi
+
 echo "== node client example (examples/node)"
 createdb chatpersist_node
 (
@@ -177,7 +190,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .*_props.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .*_props.log .fuzz.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
