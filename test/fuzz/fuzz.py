@@ -1742,7 +1742,8 @@ class Runner:
                 info.get("post") and info["post"]["checksum"] != info["pre"]["checksum"]:
             # new messages over the limits; unchanged ones are not validated again
             problems.append("a direct UPDATE over the limits was accepted")
-        if c.as_client and c.meta.get("identity_error") and not c.parse:
+        if c.as_client and c.meta.get("identity_error") and not c.parse and not exp & {"42703", "42804"}:
+            # (a statement PostgreSQL cannot analyse fails before any policy runs)
             # the policies call current_user_id(): a malformed identity fails
             # every statement that reads the table (input errors come first)
             exp = {c.meta["identity_error"]} | c.input_faults(info) | \
