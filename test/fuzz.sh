@@ -19,8 +19,9 @@
 # The seed is random unless given, and printed first; --seed S --count N
 # repeats a run exactly (--dump DIR also writes each failing input as a
 # psql script).  After the run, the oracle's self-test runs 400 inputs for
-# each fuzz.py --break mode, each of which must be reported (skip it with
-# FUZZ_SELF_TEST=0).  Ends with the line
+# each fuzz.py --break mode, each of which must be reported (--break crash:
+# the bisection must name the input that ended its backend); skip it with
+# FUZZ_SELF_TEST=0.  Ends with the line
 #	fuzz: N passed, M failed
 # (the inputs, plus one per self-test) and exits non-zero if M > 0.  Needs
 # Debian's python3-psycopg2 and libxxhash0 (test/setup.sh installs them).
@@ -81,11 +82,14 @@ fi
 # The oracle's self-test: with each deliberately wrong expectation (and each
 # planted defect) a short run must report failures, else a check is dead.
 if [ "${FUZZ_SELF_TEST:-1}" = 1 ]; then
-	for b in checksum sqlstate merge unchanged row; do
+	for b in checksum sqlstate merge unchanged row crash; do
+		# --break crash: input 123 ends its own backend; the bisection must name it
+		want="^FAIL"
+		[ "$b" = crash ] && want="^FAIL input 0:123 .*"
 		if fuzz --count 400 --seed 1 --break "$b" --max-reports 1 >"$log" 2>&1; then
 			echo "fuzz: self-test: --break $b was not reported: a check of the oracle cannot fail"
 			failed=$((failed + 1))
-		elif grep -q "^FAIL" "$log" && grep -qE "^fuzz: [0-9]+ passed, [1-9][0-9]* failed$" "$log"; then
+		elif grep -q "$want" "$log" && grep -qE "^fuzz: [0-9]+ passed, [1-9][0-9]* failed$" "$log"; then
 			echo "fuzz: self-test: --break $b reported: $(grep -A1 '^FAIL' "$log" | sed -n 2p | sed 's/^ *//' | cut -c1-100)"
 			passed=$((passed + 1))
 		else

@@ -727,9 +727,13 @@ class Generator:
         text = render(arr, r) if len(arr) < 200 else render_fast(arr)
         return case.arg("jsonb", text)
 
-    def conv_id(self, case, cid):
+    def conv_id(self, case, cid, null_fault="22004"):
         r = self.r
         k = r.random()
+        if k < 0.015:
+            case.faults.append(null_fault)
+            case.note.append("NULL conversation id")
+            return case.arg("text", None), None
         if k < 0.04:
             bad = r.choice(BAD_CONV_IDS)
             case.faults.append("22023")
@@ -1317,7 +1321,7 @@ class Generator:
             del c.faults[before:]
             return out
         cols["user_id"] = (faults_of("user_id", lambda: self.user(c, u, nullable=False)), u)
-        cols["id"] = faults_of("id", lambda: self.conv_id(c, cid))
+        cols["id"] = faults_of("id", lambda: self.conv_id(c, cid, null_fault="23502"))
         title = r.choice(["T", "", self.string(), None if r.random() < 0.2 else "x"])
         cols["title"] = (c.arg("text", title), title)
         arr = self.device_view((u, cid))
@@ -1631,6 +1635,7 @@ BREAKS = {
     "merge": "treat every merge result as having lost its first message",
     "unchanged": "run a write after every failed call (tables change on failure)",
     "row": "miscount every row a write stored, bypassing the trigger",
+    "crash": "make input 123 end its own backend, which the bisection must name",
 }
 
 
@@ -1759,6 +1764,7 @@ class Runner:
         cases = []
         a = self.args
         for i in range(nb):
+            self.generated = getattr(self, "generated", 0) + 1
             g = self.gen
             k = g.r.random()
             # the big inputs are rare: a few per 10000
@@ -1776,6 +1782,10 @@ class Runner:
                 c.meta["break_merge"] = True
             if "row" in a.breaks:
                 c.meta["break_row"] = True
+            if "crash" in a.breaks and self.generated == 124:
+                c = Case("stats")
+                c.stmt = "SELECT pg_terminate_backend(pg_backend_pid())::text"
+                c.note.append("this input ends its own backend (self-test)")
             cases.append(c)
         return cases
 
