@@ -399,6 +399,12 @@ BEGIN
 				'hist', to_jsonb(hv),
 				'i8', to_jsonb(i8),
 				'argbytes', (SELECT coalesce(jsonb_agg(pg_column_size(x)), '[]') FROM unnest(j) x));
+			IF c.fn IN ('migrate', 'import') THEN
+				/* a key whose history reached the largest version cannot be created again */
+				info := info || jsonb_build_object('top', EXISTS (
+					SELECT FROM chatpersist.history WHERE version = 9223372036854775807) OR EXISTS (
+					SELECT FROM chatpersist.conversations WHERE version = 9223372036854775807));
+			END IF;
 			IF c.fn = 'migrate' AND cardinality(u) = 2 AND u[1] IS NOT NULL AND u[2] IS NOT NULL THEN
 				info := info || jsonb_build_object('pre_from', fuzz.user_ids(u[1]),
 												   'pre_to', fuzz.user_ids(u[2]));
