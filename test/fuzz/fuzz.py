@@ -301,10 +301,6 @@ def uniq(pairs):
     return list(d.items())
 
 
-def id_ok(s):
-    return s is not None and not isinstance(s, bytes) and 1 <= len(s.encode()) <= 255
-
-
 UUID_RE = re.compile(r"[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7}")
 
 
@@ -1168,7 +1164,6 @@ class Generator:
                         self.case_sql_insert])
         own = r.random() < 0.6
         c = sub(client=CLIENT_USER) if own and sub in (self.case_save, self.case_append, self.case_delete) else sub()
-        c.as_client = True
         c.as_client = True
         k = r.random()
         if k < 0.8:
