@@ -1224,7 +1224,10 @@ class Generator:
             else:
                 convs[i][1] = Bad(r.choice([Num("1"), "conv", None, [], [Obj([("id", "m1")])]]))
             fault = what
-            c.faults.append("22023")
+            if what == "msg" and convs[i][1][0][1] is None:
+                fault = None          # "messages": null means [] (docs/reference.md), no fault
+            else:
+                c.faults.append("22023")
         if keyed:
             state = Obj([("conversations", Obj([(cid, Obj(conv) if isinstance(conv, list) else conv.v)
                                                 for cid, conv in convs])), ("theme", "dark")])
