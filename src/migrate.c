@@ -265,6 +265,7 @@ chatpersist_import_app_state(PG_FUNCTION_ARGS)
 		JsonbIterator *it = JsonbIteratorInit(list);
 		JsonbIteratorToken tok;
 		int			i = 0;
+		JsonbValue *ids = palloc(sizeof(JsonbValue) * Max(JsonContainerSize(list), 1));
 
 		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 		{
@@ -278,6 +279,26 @@ chatpersist_import_app_state(PG_FUNCTION_ARGS)
 				if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
 					CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							  errmsg("%s is not a conversation object", path)));
+
+				/*
+				 * One conversation twice is two versions of it: which one the
+				 * app meant is unknown, and importing both is not idempotent
+				 * when they disagree (each import would keep the other's
+				 * losing copies once more).  Refuse it, as a repeated message
+				 * id is refused.  (An object cannot repeat a key.)
+				 */
+				ids[i].type = jbvNull;
+				if (getKeyJsonValueFromContainer(v.val.binary.data, "id", 2, &ids[i]) != NULL &&
+					ids[i].type == jbvString)
+				{
+					for (int k = 0; k < i; k++)
+						if (ids[k].type == jbvString &&
+							CpCompareIds(ids[k].val.string.val, ids[k].val.string.len,
+										 ids[i].val.string.val, ids[i].val.string.len) == 0)
+							CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									  errmsg("%s repeats the \"id\" of %s[%d]", path, listpath, k),
+									  errhint("List each conversation once.")));
+				}
 				changed += import_conversation(user_id, v.val.binary.data,
 											   NULL, 0, path);
 			}

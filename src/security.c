@@ -46,6 +46,7 @@
 static bool looks_like_uuid(const char *s);
 static Datum uuid_from_setting(const char *value, const char *what);
 static const char *sub_from_claims(const char *claims);
+static Datum json_field(PGFunction fn, text *json, const char *key, bool *isnull);
 
 /*
  * current_user_id() RETURNS uuid
@@ -83,35 +84,70 @@ chatpersist_current_user_id(PG_FUNCTION_ARGS)
  * The "sub" of a JSON claims object, or NULL if it has none (or it is JSON
  * null).  Raises 22023 if the claims are not a JSON object or "sub" is not
  * a string.
+ *
+ * The claims are read as json, not jsonb: jsonb's input would raise its own
+ * errors (22P05, 22P02, 22003) for JSON text it cannot hold, such as a
+ * \u0000 escape, a lone surrogate or a number numeric cannot hold, which a
+ * client must see as malformed claims (22023).  The first parse decodes the
+ * escapes, so that every escape error is caught here; numbers are never
+ * converted, and the json functions below then cannot fail.  Like jsonb,
+ * json_object_field takes the last of repeated keys.
  */
 static const char *
 sub_from_claims(const char *claims)
 {
 	JsonLexContext *lex;
-	Jsonb	   *jb;
-	JsonbValue	v;
+	text	   *json;
+	Datum		sub;
+	char	   *type;
+	bool		isnull;
 
 	/* Parse once without raising, so that the error can say what is wrong */
 	lex = makeJsonLexContextCstringLen(pstrdup(claims), strlen(claims),
-									   GetDatabaseEncoding(), false);
+									   GetDatabaseEncoding(), true);
 	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
 		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				  errmsg("request.jwt.claims is not valid JSON"),
 				  errhint("The setting must hold the JWT's claims as a JSON object, as PostgREST sets it.")));
 
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(claims)));
-	if (!JB_ROOT_IS_OBJECT(jb))
+	json = cstring_to_text(claims);
+	type = TextDatumGetCString(DirectFunctionCall1(json_typeof, PointerGetDatum(json)));
+	if (strcmp(type, "object") != 0)
 		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				  errmsg("request.jwt.claims is not a JSON object"),
 				  errhint("The setting must hold the JWT's claims as a JSON object, as PostgREST sets it.")));
 
-	if (getKeyJsonValueFromContainer(&jb->root, "sub", 3, &v) == NULL ||
-		v.type == jbvNull)
+	sub = json_field(json_object_field, json, "sub", &isnull);
+	if (isnull)
 		return NULL;
-	if (v.type != jbvString)
+	type = TextDatumGetCString(DirectFunctionCall1(json_typeof, sub));
+	if (strcmp(type, "null") == 0)
+		return NULL;
+	if (strcmp(type, "string") != 0)
 		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				  errmsg("the \"sub\" claim of request.jwt.claims is not a string")));
-	return pnstrdup(v.val.string.val, v.val.string.len);
+	return TextDatumGetCString(json_field(json_object_field_text, json, "sub", &isnull));
+}
+
+/*
+ * Call json_object_field or json_object_field_text for one key of a json
+ * value; *isnull is set when the object has no such key (DirectFunctionCall
+ * would raise an error for the NULL result).
+ */
+static Datum
+json_field(PGFunction fn, text *json, const char *key, bool *isnull)
+{
+	LOCAL_FCINFO(fcinfo, 2);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 2, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = PointerGetDatum(json);
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = CStringGetTextDatum(key);
+	fcinfo->args[1].isnull = false;
+	result = fn(fcinfo);
+	*isnull = fcinfo->isnull;
+	return result;
 }
 
 /*

@@ -95,7 +95,8 @@ static HeapTuple guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 							  GuardColumns *cols);
 static bool note_matches(HeapTuple tup, TupleDesc desc, GuardColumns *cols);
 static bool is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
-					   const char *checksum);
+					   const char *checksum, Datum user_id, Datum id);
+static int64 version_after(int64 version, Datum id);
 static void compute_messages(Datum messages, char *checksum, int32 *count);
 static bool same_varlena(Datum a, Datum b);
 static int64 next_version(Oid owner, Datum user_id, Datum id);
@@ -236,7 +237,7 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 	 * them computed.  Only the change cursor is always new: a stamp from
 	 * another cluster means nothing in this one.
 	 */
-	if (!isnull && is_restore(rel, newtup, cols, checksum))
+	if (!isnull && !key_null && is_restore(rel, newtup, cols, checksum, user_id, id))
 	{
 		attnums[0] = cols->message_count;
 		values[0] = Int32GetDatum(count);
@@ -269,10 +270,14 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
  * one computed from its messages, as a dumped row does.  A client role can
  * never pass the first test, so it can never set a version; and a checksum
  * that does not match shows a hand-made row, whose columns are computed.
+ * The version must also be above every archived version of the key, as a
+ * dumped row's is: a row inserted after a plain DELETE must not reuse a
+ * version that history holds (it would name two contents, and the next
+ * write would fail to archive it).
  */
 static bool
 is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
-		   const char *checksum)
+		   const char *checksum, Datum user_id, Datum id)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		isnull;
@@ -294,7 +299,10 @@ is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
 			memcmp(VARDATA_ANY(t), checksum, CP_CHECKSUM_LEN) != 0)
 			return false;
 	}
-	return has_privs_of_role(GetUserId(), rel->rd_rel->relowner);
+	if (!has_privs_of_role(GetUserId(), rel->rd_rel->relowner))
+		return false;
+	d = heap_getattr(newtup, cols->version, desc, &isnull);
+	return DatumGetInt64(d) >= next_version(rel->rd_rel->relowner, user_id, id);
 }
 
 /*
@@ -469,7 +477,8 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 					discarded);
 
 	attnums[n] = cols->version;
-	values[n++] = Int64GetDatum(old_version + 1);
+	values[n++] = Int64GetDatum(version_after(old_version,
+											  heap_getattr(oldtup, cols->id, desc, &onull)));
 	attnums[n] = cols->checksum;
 	values[n++] = CStringGetTextDatum(checksum);
 	attnums[n] = cols->message_count;
@@ -607,9 +616,26 @@ next_version(Oid owner, Datum user_id, Datum id)
 
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
-		result = DatumGetInt64(d) + 1;
+		result = version_after(DatumGetInt64(d), id);
 	SPI_finish();
 	return result;
+}
+
+/*
+ * The version that follows version: 22003 at the top of bigint, rather than
+ * wrapping around (only a restored row can carry such a version).  id is
+ * the conversation id, for the message.
+ */
+static int64
+version_after(int64 version, Datum id)
+{
+	if (version == PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("conversation \"%s\" has reached the largest version",
+						TextDatumGetCString(id)),
+				 errdetail("Version %lld cannot be increased.", (long long) version)));
+	return version + 1;
 }
 
 /*

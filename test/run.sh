@@ -8,14 +8,15 @@
 # installation is not touched), starts a throwaway cluster (test/cluster.sh) and
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
 # pgTAP (test/pgtap/), the property scripts (test/*_props.sh), the
-# dump and restore round trip (test/dump_restore.sh), the node-postgres
-# client example's tests (examples/node), the lost-update soak
-# (test/soak/soak.pl, CP_SOAK_SECONDS, default 40), the Perl TAP tests
-# (test/tap.sh: the crash recovery test with CP_CRASH_CYCLES, default 8,
-# on clusters of their own), a short libFuzzer run of src/canon.h
-# (test/fuzz/run_canon_fuzz.sh), the memory-error checks (test/sanitize.sh:
-# ASan and UBSan, then valgrind, about 5 minutes on 2 cores, on clusters
-# of their own) and cppcheck. Every
+# dump and restore round trip (test/dump_restore.sh), the fuzzer
+# (test/fuzz.sh), the node-postgres client example's tests
+# (examples/node), the lost-update soak (test/soak/soak.pl,
+# CP_SOAK_SECONDS, default 40), the Perl TAP tests (test/tap.sh: the crash
+# recovery test with CP_CRASH_CYCLES, default 8, on clusters of their
+# own), a short libFuzzer run of src/canon.h (test/fuzz/run_canon_fuzz.sh),
+# the memory-error checks (test/sanitize.sh: ASan and UBSan, then
+# valgrind, about 5 minutes on 2 cores, on clusters of their own) and
+# cppcheck. Every
 # suite runs even when an earlier one fails; the cluster is stopped at the
 # end, also on failure. The last line is "N passed, M failed".
 set -uo pipefail
@@ -120,6 +121,12 @@ for script in test/*_props.sh; do
 	record_from_log "$name" ".$name.log"
 done
 
+echo "== fuzzer (test/fuzz.sh: 10000 random and malformed inputs, then the oracle's self-test)"
+# FUZZ_COUNT and FUZZ_SEED change the run; the seed it used is printed first
+FUZZ_SERVER_LOG=$CP_CLUSTER_DIR/server.log bash test/fuzz.sh --here --count "${FUZZ_COUNT:-10000}" \
+	${FUZZ_SEED:+--seed "$FUZZ_SEED"} 2>&1 | tee .fuzz.log
+record_from_log fuzz .fuzz.log
+
 echo "== node client example (examples/node)"
 createdb chatpersist_node
 (
@@ -193,7 +200,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log .fuzz.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"

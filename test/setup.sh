@@ -18,6 +18,8 @@ packages=(
 	clang libclang-rt-14-dev              # libFuzzer and sanitizers (test/fuzz)
 	libasan8 libubsan1                    # gcc's ASan and UBSan runtimes (test/sanitize.sh)
 	valgrind                              # memcheck, and its client-request headers (test/sanitize.sh)
+	python3-psycopg2                      # the fuzzer (test/fuzz.sh), run by Debian's python3
+	libxxhash0                            # XXH3 for the fuzzer's independent checksum oracle
 )
 
 # Node.js and npm run the client example's tests (examples/node); the
