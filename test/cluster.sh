@@ -98,14 +98,15 @@ cp_cluster_start() {
 	while :; do
 		echo "port = $port" >>"$CP_CLUSTER_DIR/data/postgresql.conf"
 		if cp_as_postgres "$CP_PGBIN/pg_ctl" -D "$CP_CLUSTER_DIR/data" -l "$CP_CLUSTER_DIR/server.log" \
-			-w -t 60 start >/dev/null; then
+			-w -t 60 start >/dev/null 2>"$CP_CLUSTER_DIR/pg_ctl.err"; then
 			break
 		fi
 		tries=$((tries + 1))
 		if [ "$tries" -ge 20 ] || ! grep -q "could not bind\|could not create any TCP/IP sockets" "$CP_CLUSTER_DIR/server.log"; then
-			cat "$CP_CLUSTER_DIR/server.log" >&2
+			cat "$CP_CLUSTER_DIR/pg_ctl.err" "$CP_CLUSTER_DIR/server.log" >&2
 			return 1
 		fi
+		echo "cluster: port $port was taken while the server started; trying the next one"
 		port=$((port + 1))
 		while cp_port_in_use "$port"; do
 			port=$((port + 1))
