@@ -19,4 +19,27 @@
 #error "chatpersist requires PostgreSQL 15 or later"
 #endif
 
+/*
+ * JSON parsing (common/jsonapi.h): from PostgreSQL 16 on, semantic actions
+ * return a JsonParseErrorType; from 17 on, makeJsonLexContextCstringLen
+ * takes the context to fill first (NULL: allocate one).  Neither is built
+ * here (Debian 12 ships only 15): these follow the headers' documented
+ * signatures.
+ */
+#if PG_VERSION_NUM >= 160000
+#define CP_JSON_ACTION			JsonParseErrorType
+#define CP_JSON_ACTION_DONE		JSON_SUCCESS
+#else
+#define CP_JSON_ACTION			void
+#define CP_JSON_ACTION_DONE
+#endif
+
+#if PG_VERSION_NUM >= 170000
+#define cp_make_json_lex(json, len, encoding, need_escapes) \
+	makeJsonLexContextCstringLen(NULL, (json), (len), (encoding), (need_escapes))
+#else
+#define cp_make_json_lex(json, len, encoding, need_escapes) \
+	makeJsonLexContextCstringLen((json), (len), (encoding), (need_escapes))
+#endif
+
 #endif							/* CHATPERSIST_COMPAT_H */

@@ -38,15 +38,14 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/jsonb.h"
 #include "utils/uuid.h"
 
 #include "chatpersist.h"
+#include "compat.h"
 
 static bool looks_like_uuid(const char *s);
 static Datum uuid_from_setting(const char *value, const char *what);
 static const char *sub_from_claims(const char *claims);
-static Datum json_field(PGFunction fn, text *json, const char *key, bool *isnull);
 
 /*
  * current_user_id() RETURNS uuid
@@ -81,73 +80,108 @@ chatpersist_current_user_id(PG_FUNCTION_ARGS)
 }
 
 /*
+ * What the one parse of the claims found (see sub_from_claims): whether the
+ * root is an object, and the last top-level "sub" with the kind of its
+ * value.
+ */
+typedef enum ClaimsSubKind
+{
+	SUB_ABSENT,
+	SUB_NULL,
+	SUB_STRING,
+	SUB_OTHER					/* a number, boolean, object or array */
+} ClaimsSubKind;
+
+typedef struct ClaimsState
+{
+	JsonLexContext *lex;
+	bool		root_is_object;
+	bool		in_sub;			/* the current top-level field is "sub" */
+	ClaimsSubKind sub_kind;
+	char	   *sub;			/* de-escaped, when SUB_STRING */
+} ClaimsState;
+
+static CP_JSON_ACTION
+claims_object_start(void *arg)
+{
+	ClaimsState *st = (ClaimsState *) arg;
+
+	if (st->lex->lex_level == 0)
+		st->root_is_object = true;
+	return CP_JSON_ACTION_DONE;
+}
+
+/* A top-level field (level 1 inside the root); a later "sub" replaces one */
+static CP_JSON_ACTION
+claims_field_start(void *arg, char *fname, bool isnull)
+{
+	ClaimsState *st = (ClaimsState *) arg;
+
+	if (st->lex->lex_level == 1)
+	{
+		st->in_sub = (strcmp(fname, "sub") == 0);
+		if (st->in_sub)
+		{
+			st->sub_kind = isnull ? SUB_NULL : SUB_OTHER;
+			st->sub = NULL;
+		}
+	}
+	return CP_JSON_ACTION_DONE;
+}
+
+/* A scalar at level 1 is a top-level field's value (the root is an object) */
+static CP_JSON_ACTION
+claims_scalar(void *arg, char *token, JsonTokenType tokentype)
+{
+	ClaimsState *st = (ClaimsState *) arg;
+
+	if (st->lex->lex_level == 1 && st->in_sub && tokentype == JSON_TOKEN_STRING)
+	{
+		st->sub_kind = SUB_STRING;
+		st->sub = token;
+	}
+	return CP_JSON_ACTION_DONE;
+}
+
+/*
  * The "sub" of a JSON claims object, or NULL if it has none (or it is JSON
  * null).  Raises 22023 if the claims are not a JSON object or "sub" is not
  * a string.
  *
- * The claims are read as json, not jsonb: jsonb's input would raise its own
+ * One pass of PostgreSQL's JSON parser validates the text and finds "sub".
+ * The claims are not converted to jsonb: jsonb's input would raise its own
  * errors (22P05, 22P02, 22003) for JSON text it cannot hold, such as a
  * \u0000 escape, a lone surrogate or a number numeric cannot hold, which a
- * client must see as malformed claims (22023).  The first parse decodes the
- * escapes, so that every escape error is caught here; numbers are never
- * converted, and the json functions below then cannot fail.  Like jsonb,
- * json_object_field takes the last of repeated keys.
+ * client must see as malformed claims (22023).  The parse decodes every
+ * escape (need_escapes), so escape errors are caught too, and it never
+ * converts numbers.  Like jsonb and json_object_field, the last of
+ * repeated "sub" keys counts.
  */
 static const char *
 sub_from_claims(const char *claims)
 {
-	JsonLexContext *lex;
-	text	   *json;
-	Datum		sub;
-	char	   *type;
-	bool		isnull;
+	JsonSemAction sem = {0};
+	ClaimsState st = {0};
 
-	/* Parse once without raising, so that the error can say what is wrong */
-	lex = makeJsonLexContextCstringLen(pstrdup(claims), strlen(claims),
-									   GetDatabaseEncoding(), true);
-	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+	st.lex = cp_make_json_lex(pstrdup(claims), strlen(claims),
+							  GetDatabaseEncoding(), true);
+	sem.semstate = &st;
+	sem.object_start = claims_object_start;
+	sem.object_field_start = claims_field_start;
+	sem.scalar = claims_scalar;
+
+	if (pg_parse_json(st.lex, &sem) != JSON_SUCCESS)
 		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				  errmsg("request.jwt.claims is not valid JSON"),
 				  errhint("The setting must hold the JWT's claims as a JSON object, as PostgREST sets it.")));
-
-	json = cstring_to_text(claims);
-	type = TextDatumGetCString(DirectFunctionCall1(json_typeof, PointerGetDatum(json)));
-	if (strcmp(type, "object") != 0)
+	if (!st.root_is_object)
 		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				  errmsg("request.jwt.claims is not a JSON object"),
 				  errhint("The setting must hold the JWT's claims as a JSON object, as PostgREST sets it.")));
-
-	sub = json_field(json_object_field, json, "sub", &isnull);
-	if (isnull)
-		return NULL;
-	type = TextDatumGetCString(DirectFunctionCall1(json_typeof, sub));
-	if (strcmp(type, "null") == 0)
-		return NULL;
-	if (strcmp(type, "string") != 0)
+	if (st.sub_kind == SUB_OTHER)
 		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				  errmsg("the \"sub\" claim of request.jwt.claims is not a string")));
-	return TextDatumGetCString(json_field(json_object_field_text, json, "sub", &isnull));
-}
-
-/*
- * Call json_object_field or json_object_field_text for one key of a json
- * value; *isnull is set when the object has no such key (DirectFunctionCall
- * would raise an error for the NULL result).
- */
-static Datum
-json_field(PGFunction fn, text *json, const char *key, bool *isnull)
-{
-	LOCAL_FCINFO(fcinfo, 2);
-	Datum		result;
-
-	InitFunctionCallInfoData(*fcinfo, NULL, 2, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = PointerGetDatum(json);
-	fcinfo->args[0].isnull = false;
-	fcinfo->args[1].value = CStringGetTextDatum(key);
-	fcinfo->args[1].isnull = false;
-	result = fn(fcinfo);
-	*isnull = fcinfo->isnull;
-	return result;
+	return st.sub;				/* NULL when absent or JSON null */
 }
 
 /*
