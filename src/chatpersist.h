@@ -87,15 +87,13 @@ extern void CpStatsAdd(CpStat stat, uint64 n);
 /*
  * checksum.c
  *
- * CpChecksumContainer hashes the text that JsonbToCString would print for
- * the container (a root, or a container nested in a larger jsonb value) of
- * len bytes and writes it as CP_CHECKSUM_LEN lowercase hex digits plus a
- * NUL into out; CpChecksumJsonb does that for a whole detoasted value.
+ * CpHashContainer hashes the text that JsonbToCString would print for the
+ * container (a root, or a container nested in a larger jsonb value) of len
+ * bytes; CpChecksumJsonb writes the hash of a whole detoasted value as
+ * CP_CHECKSUM_LEN lowercase hex digits plus a NUL into out.
  */
 extern uint64 CpHashContainer(JsonbContainer *jc, Size len);
-extern void CpChecksumContainer(JsonbContainer *jc, Size len, char *out);
 extern void CpChecksumJsonb(Jsonb *jb, char *out);
-extern void CpChecksumToHex(uint64 hash, char *out);
 
 /*
  * messages.c

@@ -517,12 +517,14 @@ CpHashContainer(JsonbContainer *jc, Size len)
 }
 
 /*
- * Write hash as CP_CHECKSUM_LEN lowercase hex digits, most significant
- * first (printf's %016llx), plus a NUL, into out.
+ * The checksum of a whole (detoasted) jsonb value: CpHashContainer of its
+ * root, as CP_CHECKSUM_LEN lowercase hex digits, most significant first
+ * (printf's %016llx), plus a NUL, into out.
  */
 void
-CpChecksumToHex(uint64 hash, char *out)
+CpChecksumJsonb(Jsonb *jb, char *out)
 {
+	uint64		hash = CpHashContainer(&jb->root, VARSIZE(jb) - VARHDRSZ);
 	int			i;
 
 	for (i = CP_CHECKSUM_LEN - 1; i >= 0; i--)
@@ -531,23 +533,6 @@ CpChecksumToHex(uint64 hash, char *out)
 		hash >>= 4;
 	}
 	out[CP_CHECKSUM_LEN] = '\0';
-}
-
-/*
- * Write the checksum of jc, len bytes (see CpHashContainer), as
- * CP_CHECKSUM_LEN hex digits plus a NUL into out.
- */
-void
-CpChecksumContainer(JsonbContainer *jc, Size len, char *out)
-{
-	CpChecksumToHex(CpHashContainer(jc, len), out);
-}
-
-/* The checksum of a whole (detoasted) jsonb value, into out as above */
-void
-CpChecksumJsonb(Jsonb *jb, char *out)
-{
-	CpChecksumContainer(&jb->root, VARSIZE(jb) - VARHDRSZ, out);
 }
 
 /*
