@@ -89,6 +89,29 @@ static SPIPlanPtr archive_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
 static SPIPlanPtr archive_prune_plan = NULL;
 
+/*
+ * archive_version's statements: archive the replaced row ($1-$13), prune
+ * the conversation's versions up to a limit (the last parameter: $3
+ * alone, $14 after the row), or both in one statement once history is
+ * full.  archive_types gives the types of all three (the prune's $1-$3
+ * are the row's user_id, conversation_id and a version).
+ */
+#define CP_ARCHIVE_SQL \
+	"INSERT INTO " CP_HISTORY " " \
+	"(user_id, conversation_id, version, title, messages, " \
+	"metadata, checksum, message_count, deleted, " \
+	"last_modified, replaced_at, replaced_by, discarded) " \
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+#define CP_PRUNE_SQL(limit) \
+	"DELETE FROM " CP_HISTORY " " \
+	"WHERE user_id OPERATOR(pg_catalog.=) $1 " \
+	"AND conversation_id OPERATOR(pg_catalog.=) $2 " \
+	"AND version OPERATOR(pg_catalog.<=) " limit
+
+static Oid	archive_types[14] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, JSONBOID,
+	JSONBOID, TEXTOID, INT4OID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+TEXTOID, JSONBOID, INT8OID};
+
 static void lookup_columns(TupleDesc desc, GuardColumns *cols);
 static HeapTuple guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols);
 static HeapTuple guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
@@ -664,48 +687,12 @@ archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 
 	/* Each plan is checked on its own: a failed prepare leaves it NULL */
 	if (archive_plan == NULL)
-	{
-		Oid			types[13] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, JSONBOID,
-			JSONBOID, TEXTOID, INT4OID, BOOLOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, TEXTOID, JSONBOID};
-
-		archive_plan = CpPrepareKept("INSERT INTO " CP_HISTORY " "
-									"(user_id, conversation_id, version, title, messages, "
-									"metadata, checksum, message_count, deleted, "
-									"last_modified, replaced_at, replaced_by, discarded) "
-									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-									13, types);
-	}
+		archive_plan = CpPrepareKept(CP_ARCHIVE_SQL, 13, archive_types);
 	if (prune_plan == NULL)
-	{
-		Oid			ptypes[3] = {UUIDOID, TEXTOID, INT8OID};
-
-		prune_plan = CpPrepareKept("DELETE FROM " CP_HISTORY " "
-								  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								  "AND conversation_id OPERATOR(pg_catalog.=) $2 "
-								  "AND version OPERATOR(pg_catalog.<=) $3",
-								  3, ptypes);
-	}
-
+		prune_plan = CpPrepareKept(CP_PRUNE_SQL("$3"), 3, archive_types);
 	if (archive_prune_plan == NULL)
-	{
-		Oid			types[14] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, JSONBOID,
-			JSONBOID, TEXTOID, INT4OID, BOOLOID, TIMESTAMPTZOID,
-		TIMESTAMPTZOID, TEXTOID, JSONBOID, INT8OID};
-
-		/* Both in one statement, the common case once history is full */
-		archive_prune_plan = CpPrepareKept("WITH pruned AS ("
-										  "DELETE FROM " CP_HISTORY " "
-										  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-										  "AND conversation_id OPERATOR(pg_catalog.=) $2 "
-										  "AND version OPERATOR(pg_catalog.<=) $14) "
-										  "INSERT INTO " CP_HISTORY " "
-										  "(user_id, conversation_id, version, title, messages, "
-										  "metadata, checksum, message_count, deleted, "
-										  "last_modified, replaced_at, replaced_by, discarded) "
-										  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-										  14, types);
-	}
+		archive_prune_plan = CpPrepareKept("WITH pruned AS (" CP_PRUNE_SQL("$14") ") "
+										  CP_ARCHIVE_SQL, 14, archive_types);
 
 	for (int i = 0; i < lengthof(srccols); i++)
 	{
@@ -725,29 +712,30 @@ archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 						   SECURITY_NOFORCE_RLS);
 
 	/*
-	 * Archive the replaced version and keep the versions above version -
-	 * depth (versions start at 1): in one statement once history is full,
-	 * the common case
+	 * Keep the versions above version - depth (versions start at 1), the
+	 * replaced one included: with depth 0 that is none, so nothing is
+	 * archived and what an earlier depth kept goes; until history is full
+	 * the row is only archived; after that, archive and prune are one
+	 * statement (the common case).
 	 */
-	if (depth > 0 && version - depth >= 1)
+	if (depth == 0)
+	{
+		Datum		pargs[3] = {args[0], args[1], Int64GetDatum(version)};
+
+		if (SPI_execute_plan(prune_plan, pargs, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "chatpersist: pruning history failed");
+	}
+	else if (version - depth < 1)
+	{
+		if (SPI_execute_plan(archive_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "chatpersist: archiving to history failed");
+	}
+	else
 	{
 		args[13] = Int64GetDatum(version - depth);
 		argnulls[13] = ' ';
 		if (SPI_execute_plan(archive_prune_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "chatpersist: archiving to history failed");
-	}
-	else
-	{
-		if (depth > 0 &&
-			SPI_execute_plan(archive_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "chatpersist: archiving to history failed");
-		if (version - depth >= 1)
-		{
-			Datum		pargs[3] = {args[0], args[1], Int64GetDatum(version - depth)};
-
-			if (SPI_execute_plan(prune_plan, pargs, NULL, false, 0) != SPI_OK_DELETE)
-				elog(ERROR, "chatpersist: pruning history failed");
-		}
 	}
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
