@@ -240,6 +240,19 @@ BEGIN
 END
 $$;
 
+/* Set a case's settings (name, value pairs) for the transaction; without
+   max_messages and max_conversation_bytes when p_limits is false (the
+   rerun that tells whether a result is over the limits) */
+CREATE FUNCTION fuzz.apply_settings(s text[], p_limits boolean) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	FOR k IN 1 .. coalesce(array_length(s, 1), 0) BY 2 LOOP
+		IF p_limits OR s[k] NOT IN ('chatpersist.max_messages', 'chatpersist.max_conversation_bytes') THEN
+			PERFORM set_config(s[k], s[k + 1], true);
+		END IF;
+	END LOOP;
+END
+$$;
+
 /* Resolve a symbolic int8 argument (see the file header) */
 CREATE FUNCTION fuzz.resolve_int8(s text, cur int8, hmin int8, hmax int8) RETURNS int8
 LANGUAGE plpgsql AS $$
@@ -428,9 +441,7 @@ BEGIN
 				oldvals := oldvals || current_setting(c.settings[k], true);
 			END LOOP;
 			BEGIN
-				FOR k IN 1 .. coalesce(array_length(c.settings, 1), 0) BY 2 LOOP
-					PERFORM set_config(c.settings[k], c.settings[k + 1], true);
-				END LOOP;
+				PERFORM fuzz.apply_settings(c.settings, true);
 				depth := current_setting('chatpersist.history_depth')::int;
 				maxm := current_setting('chatpersist.max_messages')::int;
 				maxb := fuzz.bytes(current_setting('chatpersist.max_conversation_bytes'));
@@ -471,11 +482,7 @@ BEGIN
 				/* Over a limit: rerun without limits to see whether the result is over */
 				IF outcome = '54000' THEN
 					BEGIN
-						FOR k IN 1 .. coalesce(array_length(c.settings, 1), 0) BY 2 LOOP
-							IF c.settings[k] NOT IN ('chatpersist.max_messages', 'chatpersist.max_conversation_bytes') THEN
-								PERFORM set_config(c.settings[k], c.settings[k + 1], true);
-							END IF;
-						END LOOP;
+						PERFORM fuzz.apply_settings(c.settings, false);
 						EXECUTE c.stmt INTO res2 USING u, t, j, i8, bo;
 						IF c.fn IN ('merge2', 'merge3') THEN
 							info := info || jsonb_build_object('rerun', jsonb_build_object(
@@ -819,11 +826,7 @@ BEGIN
 					/* importing the same state again changes nothing (then rolled back) */
 					BEGIN
 						fp0 := fp1;
-						FOR k IN 1 .. coalesce(array_length(c.settings, 1), 0) BY 2 LOOP
-							IF c.settings[k] NOT IN ('chatpersist.max_messages', 'chatpersist.max_conversation_bytes') THEN
-								PERFORM set_config(c.settings[k], c.settings[k + 1], true);
-							END IF;
-						END LOOP;
+						PERFORM fuzz.apply_settings(c.settings, false);
 						EXECUTE c.stmt INTO res2 USING u, t, j, i8, bo;
 						IF res2 <> '0' OR fuzz.fp() <> fp0 THEN
 							f := f || format('import_app_state is not idempotent: the second import returned %s', res2);

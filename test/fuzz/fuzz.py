@@ -458,6 +458,16 @@ class Case:
         """What the input alone makes the call raise (any of them), or an empty set."""
         return set(self.faults) | ({"54000"} if self.over(info) else set())
 
+    def write_outcomes(self, info, u, over_limits):
+        """The outcomes of a sound call that writes user u's conversations:
+        as a client for another user 42501 (the guard trigger runs before
+        the policy's WITH CHECK), else ok, or 54000 when the result may be
+        over a limit; 22003 too when the version is at its top."""
+        top = {"22003"} if at_top(info) else set()
+        if self.as_client and self.meta.get("client_user") != u:
+            return {"42501"} | top
+        return {"ok"} | ({"54000"} if over_limits else set()) | top
+
     def expected(self, info):
         if self.parse:
             return {self.parse}
@@ -826,20 +836,11 @@ class Generator:
         c.stmt = "SELECT row_to_json(r)::text FROM chatpersist.save_conversation(%s) r" % call
         c.meta = {"force": force == "true"}
 
-        def expect(info, c=c, force=force):
+        def expect(info, c=c):
             pre = info.get("pre")
-            bad = c.input_faults(info)
-            if bad:
-                return bad
-            if c.as_client and c.meta.get("client_user") != u:
-                # the guard trigger runs before the policy's WITH CHECK
-                return {"42501"} | ({"22003"} if at_top(info) else set())
-            out = {"ok"}
-            if c.limits_lowered or (pre and pre["count"] + len(msgs) > 50000):
-                out.add("54000")          # a merged result over the limits: verified by a rerun
-            if at_top(info):
-                out.add("22003")
-            return out
+            # a merged result over the limits: verified by a rerun
+            return c.input_faults(info) or c.write_outcomes(
+                info, u, c.limits_lowered or bool(pre and pre["count"] + len(msgs) > 50000))
         c.expect_fn = expect
         c.checks.append(check_status)
         return c
@@ -883,19 +884,7 @@ class Generator:
                       % (pu, pc, pm, pe))
 
         def expect(info, c=c):
-            pre = info.get("pre")
-            bad = c.input_faults(info)
-            if bad:
-                return bad
-            if c.as_client and c.meta.get("client_user") != u:
-                # the guard trigger runs before the policy's WITH CHECK
-                return {"42501"} | ({"22003"} if at_top(info) else set())
-            out = {"ok"}
-            if c.limits_lowered:
-                out.add("54000")
-            if at_top(info):
-                out.add("22003")
-            return out
+            return c.input_faults(info) or c.write_outcomes(info, u, c.limits_lowered)
         c.expect_fn = expect
         c.checks.append(check_status)
         return c
@@ -1278,10 +1267,7 @@ class Generator:
             if bad:
                 # conversations before the broken one may meet a lowered limit first
                 return bad | ({"54000"} if c.limits_lowered else set()) | ({"22003"} if at_top(info) else set())
-            if c.as_client and c.meta.get("client_user") != u:
-                # the guard trigger runs before the policy's WITH CHECK
-                return {"42501"} | ({"22003"} if at_top(info) else set())
-            return ({"ok", "54000"} if c.limits_lowered else {"ok"}) | ({"22003"} if at_top(info) else set())
+            return c.write_outcomes(info, u, c.limits_lowered)
         c.expect_fn = expect
         return c
 
