@@ -50,6 +50,15 @@ use Time::HiRes qw(time sleep);
 
 my $json = JSON::PP->new->canonical;
 
+# The write mix the crash test and the soak share ({kind => weight} for
+# run_client); the soak adds tombstones, deletes and blind updates to it
+our %CORE_WEIGHTS = (
+	save_ff => 3,
+	save_stale => 3,
+	append => 3,
+	append_noexp => 1,
+	update => 3);
+
 # The content of a message is derived from its id, so that a checker can
 # tell a damaged message from a right one without any log.  About one
 # message in 37 is large (several kB), so that conversations are TOASTed.

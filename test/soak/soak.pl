@@ -126,7 +126,7 @@ die "soak: users of seed $opt{seed} already have conversations; pick another --s
   if $existing;
 
 my $logdir = $opt{logdir} // tempdir('chatpersist-soak.XXXXXX', TMPDIR => 1, CLEANUP => 1);
-mkdir $logdir;
+-d $logdir or mkdir $logdir or die "soak: cannot create $logdir: $!\n";
 printf "soak: %d clients, %d s, %d hot conversations, seed %d, history_depth %s\n",
   $opt{clients}, $opt{duration}, scalar(@convs), $opt{seed},
   $dbh->selectrow_array(q{SELECT current_setting('chatpersist.history_depth')});
@@ -157,11 +157,7 @@ for my $i (1 .. $opt{clients})
 				seed => $opt{seed} + $i,
 				isolation => $isolation[ $i % 4 ],
 				weights => {
-					save_ff => 3,
-					save_stale => 3,
-					append => 3,
-					append_noexp => 1,
-					update => 3,
+					%CpWorkload::CORE_WEIGHTS,
 					tomb => 1.5,
 					delete => 0.03,
 					blind => $opt{'blind-updates'},

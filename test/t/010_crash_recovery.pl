@@ -177,13 +177,7 @@ for my $i (1 .. $nclients)
 				rotate => 15,
 				t0 => $t0,
 				seed => $seed + $i,
-				weights => {
-					save_ff => 3,
-					save_stale => 3,
-					append => 3,
-					append_noexp => 1,
-					update => 3,
-				});
+				weights => {%CpWorkload::CORE_WEIGHTS});
 			1;
 		};
 		print STDERR "client $i: $@" unless $ok;
