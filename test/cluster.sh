@@ -19,18 +19,27 @@ CP_CLUSTER_DIR=""
 # binary, as PostgreSQL's own `make check` relies on), so a cluster started
 # from the copy loads this build and nothing else: the system's
 # installation is left alone, and several builds (a sanitizer build, two
-# worktrees) can be tested side by side.  Uses PG_CONFIG (default
-# pg_config).  About 50 MB.
+# worktrees) can be tested side by side.  DIR must be new or empty (as
+# mktemp -d makes it): an empty DIR would be the system's own paths, so it
+# is refused.  Uses PG_CONFIG (default pg_config).  About 50 MB.
 cp_private_install() {
-	local dir=$1
+	local dir=${1:-}
 	shift
 	local pgc=${PG_CONFIG:-pg_config}
 	local bindir sharedir root
+	if [ -z "$dir" ] || [ "$dir" = / ]; then
+		echo "cp_private_install: no directory given" >&2
+		return 1
+	fi
+	mkdir -p "$dir" || return 1
+	if [ -n "$(ls -A "$dir")" ]; then
+		echo "cp_private_install: $dir is not empty" >&2
+		return 1
+	fi
 	bindir=$("$pgc" --bindir) || return 1
 	sharedir=$("$pgc" --sharedir) || return 1
 	root=$(dirname "$bindir") # /usr/lib/postgresql/15: bin/ and lib/
 
-	rm -rf "$dir"
 	mkdir -p "$dir$(dirname "$root")" "$dir$(dirname "$sharedir")" || return 1
 	cp -a "$root" "$dir$root" || return 1
 	cp -a "$sharedir" "$dir$sharedir" || return 1
@@ -62,7 +71,7 @@ cp_cluster_start() {
 		port=$((port + 1))
 	done
 
-	CP_CLUSTER_DIR=$(mktemp -d /tmp/chatpersist-cluster.XXXXXX)
+	CP_CLUSTER_DIR=$(mktemp -d /tmp/chatpersist-cluster.XXXXXX) || return 1
 	chmod 755 "$CP_CLUSTER_DIR"
 	if [ "$(id -u)" -eq 0 ]; then
 		chown postgres: "$CP_CLUSTER_DIR"

@@ -83,7 +83,7 @@ export PATH="$("$PG_CONFIG" --bindir):$PATH"
 
 . test/cluster.sh
 
-work=$(mktemp -d /tmp/chatpersist-sanitize.XXXXXX)
+work=$(mktemp -d /tmp/chatpersist-sanitize.XXXXXX) || exit 1
 chmod 755 "$work"
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap

@@ -97,7 +97,7 @@ fi
 pgroot=$CP_INSTALL_DIR$(dirname "$("$PG_CONFIG" --bindir)")	# .../usr/lib/postgresql/15
 pgxs=$pgroot/lib/pgxs
 
-testdir=$(mktemp -d /tmp/chatpersist-tap.XXXXXX)
+testdir=$(mktemp -d /tmp/chatpersist-tap.XXXXXX) || { echo "tap: 0 passed, 1 failed"; exit 1; }
 chmod 755 "$testdir"
 chown postgres: "$testdir"
 
