@@ -51,7 +51,6 @@ static void timestamp_error(const char *field, JsonbValue *v, int index,
 static bool check_timestamp(JsonbValue *v, CpTimestamp *ts);
 static bool parse_iso8601(const char *s, int len, double *ms);
 static const char *jsonb_type_name(JsonbValue *v);
-static const char *jentry_type_name(JEntry entry, JsonbContainer *container);
 static int	compare_by_id(const void *a, const void *b);
 static char *id_for_message(const char *id, int idlen);
 
@@ -113,7 +112,8 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 			CpReject(
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("message %d of %s is not a JSON object", i, argname),
-					 errdetail("Found a JSON %s.", jentry_type_name(entry, obj)),
+					 errdetail("Found a JSON %s.",
+							   jsonb_type_name(getIthJsonbValueFromContainer(&jb->root, i))),
 					 errhint("Each message is an object with a string \"id\".")));
 
 		parse_message(obj, end - INTALIGN(start), i, argname, limit,
@@ -626,7 +626,7 @@ CpParseTimestampValue(JsonbValue *v, double *ms)
 	{
 		double		d;
 
-		if (numeric_is_nan(v->val.numeric) || numeric_is_inf(v->val.numeric))
+		if (numeric_is_special(v->val.numeric))
 			return false;
 		/* out-of-range values become +-HUGE_VAL instead of an error */
 		d = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
@@ -848,26 +848,6 @@ jsonb_type_name(JsonbValue *v)
 			return JsonContainerIsObject(v->val.binary.data) ? "object" : "array";
 		default:
 			return "value";
-	}
-}
-
-/* A JSON type name for error details, from an array element's JEntry */
-static const char *
-jentry_type_name(JEntry entry, JsonbContainer *container)
-{
-	switch (entry & JENTRY_TYPEMASK)
-	{
-		case JENTRY_ISSTRING:
-			return "string";
-		case JENTRY_ISNUMERIC:
-			return "number";
-		case JENTRY_ISBOOL_TRUE:
-		case JENTRY_ISBOOL_FALSE:
-			return "boolean";
-		case JENTRY_ISNULL:
-			return "null";
-		default:
-			return JsonContainerIsObject(container) ? "object" : "array";
 	}
 }
 
