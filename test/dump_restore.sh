@@ -22,7 +22,7 @@ set -uo pipefail
 
 passed=0
 failed=0
-tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/dump_restore.XXXXXX")
+tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/dump_restore.XXXXXX") || { echo "dump_restore: 0 passed, 1 failed"; exit 1; }
 dbs=(cp_dump_src cp_dump_plain cp_dump_custom)
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap

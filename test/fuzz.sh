@@ -69,7 +69,7 @@ fuzz()
 	PGDATABASE=chatpersist_fuzz "$PYTHON" test/fuzz/fuzz.py "$@"
 }
 
-log=$(mktemp /tmp/chatpersist-fuzz.XXXXXX)
+log=$(mktemp /tmp/chatpersist-fuzz.XXXXXX) || { echo "fuzz: 0 passed, 1 failed"; exit 1; }
 fuzz ${FUZZ_SERVER_LOG:+--server-log "$FUZZ_SERVER_LOG"} "$@" 2>&1 | tee "$log"
 line=$(grep -E "^fuzz: [0-9]+ passed, [0-9]+ failed$" "$log" | tail -n 1)
 passed=$(echo "$line" | sed -nE 's/^fuzz: ([0-9]+) passed.*/\1/p')

@@ -37,7 +37,7 @@ if [ -n "${CANON_FUZZ_KEEP:-}" ]; then
 	work=$CANON_FUZZ_KEEP
 	mkdir -p "$work"
 else
-	work=$(mktemp -d "${TMPDIR:-/tmp}/canon_fuzz.XXXXXX")
+	work=$(mktemp -d "${TMPDIR:-/tmp}/canon_fuzz.XXXXXX") || { echo "canon_fuzz: 0 passed, 1 failed"; exit 1; }
 	trap 'rm -rf "$work"' EXIT
 fi
 
