@@ -59,6 +59,7 @@
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -85,6 +86,7 @@ typedef struct GuardColumns
 #define CP_NOTIFY_PAYLOAD_MAX	(BLCKSZ - NAMEDATALEN - 128)
 
 static SPIPlanPtr max_version_plan = NULL;
+static SPIPlanPtr row_version_plan = NULL;
 static SPIPlanPtr archive_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
 static SPIPlanPtr archive_prune_plan = NULL;
@@ -605,8 +607,26 @@ same_varlena(Datum a, Datum b)
 }
 
 /*
- * The version a new row gets: one past the newest archived version of the
- * same key, or 1.
+ * The version a new row of (user_id, id) gets: one past every version the
+ * key has had, so that a re-created conversation never reuses a number
+ * that history, or a row being deleted, still gives to other content.
+ *
+ * The INSERT's own unique check comes after this trigger and may wait for a
+ * transaction that deletes the key's row and archives its version; a
+ * version read before that wait would be one too small (the version reuse
+ * of issue 11).  So this reads, as the table owner and each time with the
+ * latest snapshot (not the transaction's, which under REPEATABLE READ may
+ * predate a whole delete and re-create):
+ *	1. the key's live row, locked FOR KEY SHARE: a DELETE in progress is
+ *	   waited for (the row is then gone and its version is in history), and
+ *	   the row can no longer be deleted until this transaction ends, so the
+ *	   INSERT then fails on the row (or skips it, ON CONFLICT) instead of
+ *	   slipping in behind a later DELETE.  Updates of the row stay allowed
+ *	   (KEY SHARE does not conflict with FOR NO KEY UPDATE);
+ *	2. the newest archived version, read after that wait.
+ * The result is one past the larger of the two.  Under REPEATABLE READ a row
+ * that a concurrent transaction deleted or updated raises 40001 (retry), as
+ * any locking read does.
  */
 static int64
 next_version(Oid owner, Datum user_id, Datum id)
@@ -616,32 +636,52 @@ next_version(Oid owner, Datum user_id, Datum id)
 	int			save_sec_context;
 	bool		isnull;
 	Datum		d;
-	int64		result = 1;
+	int64		newest = 0;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (row_version_plan == NULL)
+	{
+		Oid			types[2] = {UUIDOID, TEXTOID};
+
+		row_version_plan = CpPrepareKept("SELECT version FROM " CP_CONVERSATIONS " "
+										 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+										 "AND id OPERATOR(pg_catalog.=) $2 "
+										 "FOR KEY SHARE",
+										 2, types);
+	}
 	if (max_version_plan == NULL)
 	{
 		Oid			types[2] = {UUIDOID, TEXTOID};
 
 		max_version_plan = CpPrepareKept("SELECT pg_catalog.max(version) FROM " CP_HISTORY " "
-										"WHERE user_id OPERATOR(pg_catalog.=) $1 "
-										"AND conversation_id OPERATOR(pg_catalog.=) $2",
-										2, types);
+										 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+										 "AND conversation_id OPERATOR(pg_catalog.=) $2",
+										 2, types);
 	}
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_NOFORCE_RLS);
-	if (SPI_execute_plan(max_version_plan, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "chatpersist: reading history failed");
-	SetUserIdAndSecContext(save_userid, save_sec_context);
 
+	if (SPI_execute_snapshot(row_version_plan, args, NULL, GetLatestSnapshot(),
+							 InvalidSnapshot, false, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "chatpersist: reading the conversation's row failed");
+	if (SPI_processed > 0)
+		newest = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+
+	if (SPI_execute_snapshot(max_version_plan, args, NULL, GetLatestSnapshot(),
+							 InvalidSnapshot, false, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "chatpersist: reading history failed");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		result = version_after(DatumGetInt64(d), id);
+	if (!isnull && DatumGetInt64(d) > newest)
+		newest = DatumGetInt64(d);
+
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();
-	return result;
+	return newest == 0 ? 1 : version_after(newest, id);
 }
 
 /*
@@ -718,7 +758,32 @@ archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 	 * the row is only archived; after that, archive and prune are one
 	 * statement (the common case).
 	 */
-	if (depth == 0)
+	if (depth == 0 && strcmp(replaced_by, "delete") == 0)
+	{
+		/*
+		 * A plain DELETE removes the row, and with it the key's newest
+		 * version number: keep that number (and nothing of the content) in
+		 * one marker row, so that a row inserted later under the same key
+		 * continues after it (next_version) instead of reusing it
+		 */
+		char		empty_checksum[CP_CHECKSUM_LEN + 1];
+
+		args[3] = CStringGetTextDatum("");
+		args[4] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
+		args[5] = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+		CpChecksumJsonb(DatumGetJsonbP(args[4]), empty_checksum);
+		args[6] = CStringGetTextDatum(empty_checksum);
+		args[7] = Int32GetDatum(0);
+		for (int i = 3; i <= 7; i++)
+			argnulls[i] = ' ';
+		args[12] = (Datum) 0;
+		argnulls[12] = 'n';
+		args[13] = Int64GetDatum(version);
+		argnulls[13] = ' ';
+		if (SPI_execute_plan(archive_prune_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "chatpersist: archiving to history failed");
+	}
+	else if (depth == 0)
 	{
 		Datum		pargs[3] = {args[0], args[1], Int64GetDatum(version)};
 
