@@ -11,8 +11,9 @@
  *	  computed here, never taken from the writer; created_at is kept on
  *	  UPDATE.  The one exception is a restore (see is_restore): the table
  *	  owner replaying a dumped row keeps its version and timestamps;
- *	- an UPDATE that sets version to anything but the stored value fails
- *	  with 40001, so a stale direct write cannot replace newer content;
+ *	- an UPDATE that sets version to anything but the stored value or the
+ *	  stored value plus one (ORMs' optimistic locking) fails with 40001, so
+ *	  a stale direct write cannot replace newer content;
  *	- an UPDATE that changes content archives the replaced content into
  *	  chatpersist.history and prunes history beyond
  *	  chatpersist.history_depth, in the same transaction; so does a DELETE,
@@ -348,6 +349,7 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 	bool		key_changed;
 	bool		trusted;
 	bool		optimistic;
+	bool		orm_bump;
 	bool		changed;
 	bool		messages_changed;
 	char		checksum[CP_CHECKSUM_LEN + 1];
@@ -376,10 +378,18 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 				 errmsg("cannot change the user_id or id of a conversation"),
 				 errhint("Insert the conversation under its new key, then delete the old row.")));
 
-	/* The version compare-and-swap */
+	/*
+	 * The version compare-and-swap.  Two conventions are accepted: the
+	 * stored version (chatpersist's own: send the version you read) and the
+	 * stored version plus one (the optimistic locking of ORMs, which write
+	 * SET version = <read> + 1 ... WHERE version = <read>).  Either way the
+	 * new version is the stored one plus one, set below.
+	 */
 	old_version = DatumGetInt64(heap_getattr(oldtup, cols->version, desc, &onull));
 	nd = heap_getattr(newtup, cols->version, desc, &nnull);
-	if (nnull || DatumGetInt64(nd) != old_version)
+	orm_bump = !nnull && old_version < PG_INT64_MAX &&
+		DatumGetInt64(nd) == old_version + 1;
+	if (nnull || (DatumGetInt64(nd) != old_version && !orm_bump))
 	{
 		char	   *cid = TextDatumGetCString(heap_getattr(oldtup, cols->id, desc, &onull));
 
@@ -450,6 +460,14 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 	}
 	optimistic = trusted && CpPendingWrite.optimistic;
 	CpClearPendingWrite();
+
+	/*
+	 * An ORM that set version = stored + 1 holds that number as the row's
+	 * version from now on, so the row must reach it even when the content
+	 * did not change (the replaced version is archived as usual)
+	 */
+	if (orm_bump)
+		changed = true;
 
 	/*
 	 * An optimistic save that changes nothing (a retry) skips the row, so
