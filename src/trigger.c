@@ -45,21 +45,28 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "commands/async.h"
 #include "lib/stringinfo.h"
 #include "utils/acl.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
@@ -125,7 +132,8 @@ static bool is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
 static int64 version_after(int64 version, Datum id);
 static void compute_messages(Datum messages, char *checksum, int32 *count);
 static bool same_varlena(Datum a, Datum b);
-static int64 next_version(Oid owner, Datum user_id, Datum id);
+static void wait_for_key_writers(Relation rel, Datum user_id, Datum id);
+static int64 next_version(Relation rel, Datum user_id, Datum id);
 static void archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 							GuardColumns *cols, const char *replaced_by,
 							Jsonb *discarded);
@@ -274,7 +282,7 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 
 	attnums[0] = cols->version;
 	values[0] = Int64GetDatum(key_null ? 1 :
-							  next_version(rel->rd_rel->relowner, user_id, id));
+							  next_version(rel, user_id, id));
 	attnums[1] = cols->checksum;
 	values[1] = CStringGetTextDatum(checksum);
 	nulls[1] = isnull;			/* NULL messages: the NOT NULL check reports it */
@@ -328,7 +336,7 @@ is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
 	if (!has_privs_of_role(GetUserId(), rel->rd_rel->relowner))
 		return false;
 	d = heap_getattr(newtup, cols->version, desc, &isnull);
-	return DatumGetInt64(d) >= next_version(rel->rd_rel->relowner, user_id, id);
+	return DatumGetInt64(d) >= next_version(rel, user_id, id);
 }
 
 /*
@@ -625,6 +633,64 @@ same_varlena(Datum a, Datum b)
 }
 
 /*
+ * Wait until no other transaction is inserting, updating or deleting a row
+ * of (user_id, id): probe the primary key with a dirty snapshot, as the
+ * unique check does, and wait for the first writer found, then probe again.
+ * A row that is only locked (FOR ... SHARE/UPDATE) is no writer.  Rows of
+ * this transaction are not waited for.
+ *
+ * One window stays open by construction: a transaction whose INSERT of the
+ * same key reaches the index between this probe and this INSERT's own index
+ * entry, and that then deletes its row again and commits before this
+ * INSERT's unique check looks.  Both INSERTs would have to run their
+ * triggers within the same few microseconds.
+ */
+static void
+wait_for_key_writers(Relation rel, Datum user_id, Datum id)
+{
+	Relation	index;
+	SnapshotData dirty;
+	ScanKeyData keys[2];
+	TupleTableSlot *slot;
+
+	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	InitDirtySnapshot(dirty);
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_UUID_EQ, user_id);
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[1], F_TEXTEQ, id);
+
+	for (;;)
+	{
+		IndexScanDesc scan;
+		TransactionId xwait = InvalidTransactionId;
+		ItemPointerData tid;
+
+		CHECK_FOR_INTERRUPTS();
+		scan = index_beginscan(rel, index, &dirty, 2, 0);
+		index_rescan(scan, keys, 2, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+			if (TransactionIdIsValid(xwait) &&
+				!TransactionIdIsCurrentTransactionId(xwait))
+			{
+				tid = slot->tts_tid;
+				break;
+			}
+			xwait = InvalidTransactionId;
+		}
+		index_endscan(scan);
+		if (!TransactionIdIsValid(xwait))
+			break;
+		XactLockTableWait(xwait, rel, &tid, XLTW_InsertIndex);
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+}
+
+/*
  * The version a new row of (user_id, id) gets: one past every version the
  * key has had, so that a re-created conversation never reuses a number
  * that history, or a row being deleted, still gives to other content.
@@ -642,19 +708,27 @@ same_varlena(Datum a, Datum b)
  *	   slipping in behind a later DELETE.  Updates of the row stay allowed
  *	   (KEY SHARE does not conflict with FOR NO KEY UPDATE);
  *	2. the newest archived version, read after that wait.
+ * Before either, wait_for_key_writers waits for every other transaction
+ * still writing a row of the key (one that inserted it, perhaps deleted it
+ * again and archived its version, and has not committed), since neither
+ * read can see what such a transaction archives.
+ *
  * The result is one past the larger of the two.  Under REPEATABLE READ a row
  * that a concurrent transaction deleted or updated raises 40001 (retry), as
  * any locking read does.
  */
 static int64
-next_version(Oid owner, Datum user_id, Datum id)
+next_version(Relation rel, Datum user_id, Datum id)
 {
+	Oid			owner = rel->rd_rel->relowner;
 	Datum		args[2] = {user_id, id};
 	Oid			save_userid;
 	int			save_sec_context;
 	bool		isnull;
 	Datum		d;
 	int64		newest = 0;
+
+	wait_for_key_writers(rel, user_id, id);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
