@@ -104,6 +104,13 @@ SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-000
 SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '{"conversations": {"": {"messages": []}}}')$$);
 SELECT pg_temp.try($$SELECT chatpersist.import_app_state(NULL, '[]')$$);
 SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', NULL)$$);
+-- a conversation listed twice: the first repeat in array order is named,
+-- with the first element it repeats, and an earlier element's own error
+-- still comes first
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '[{"id":"r-a"}, {"id":"r-b"}, {"id":"r-b"}, {"id":"r-a"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '[{"id":"r-a"}, {"id":"r-b"}, {"id":"r-a"}, {"id":"r-b"}, {"id":"r-a"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '[{"id":"r-a"}, {"id":"r-b","messages":"no"}, {"id":"r-a"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '[{"id":"r-a"}, 7, {"id":"r-a"}]')$$);
 SELECT count(*) AS changed_or_new FROM chatpersist.conversations c LEFT JOIN before_bad b USING (id)
 WHERE c.user_id = :legacy AND (b.id IS NULL OR b.version <> c.version);
 
