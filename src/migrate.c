@@ -73,7 +73,14 @@ static int	compare_listed_ids(const void *a, const void *b);
 static int	first_repeat(JsonbContainer *list, int *earlier);
 static int	import_conversation(pg_uuid_t *user_id, JsonbContainer *conv,
 								const char *key, int keylen, const char *path);
-static TimestampTz timestamp_from_ms(double ms, const char *path);
+static bool conversation_created_at(JsonbContainer *conv, const char *path,
+									bool *camel, TimestampTz *created_at);
+static bool known_member(const char *key, int keylen, bool camel);
+static Jsonb *legacy_metadata(JsonbContainer *conv, JsonbContainer *given,
+							  bool camel);
+static Jsonb *drop_null_timestamps(Jsonb *messages);
+static TimestampTz timestamp_from_ms(double ms, const char *path,
+									 const char *field);
 
 /*
  * migrate_user(p_from_user uuid, p_to_user uuid) RETURNS integer
@@ -263,9 +270,12 @@ move_conversation(pg_uuid_t *from, pg_uuid_t *to, HeapTuple tup, TupleDesc desc)
  * layout (NULL: 22004): an object whose "conversations" member is either
  * an object keyed by conversation id or an array of conversation objects
  * (each with a string "id"), or such an array itself.  A conversation
- * object has "messages" (an array, default []), and optionally "title" (a
- * string), "metadata" (an object) and "created_at" (epoch milliseconds or
- * ISO-8601).  Each is saved like save_conversation without an expected
+ * object has "messages" (an array, default []; a message's "created_at"
+ * or "updated_at" that is null is dropped, as missing), and optionally
+ * "title" (a string), "metadata" (an object) and "created_at" or
+ * "createdAt" (epoch milliseconds or ISO-8601); every other member goes
+ * into metadata under its own name, where the explicit "metadata" object's
+ * members win.  Each is saved like save_conversation without an expected
  * version: created, or merged into an existing conversation of that id
  * (whose title and metadata are kept).  Returns how many conversations the
  * call created or changed, so a second import of the same state returns
@@ -468,8 +478,10 @@ import_conversation(pg_uuid_t *user_id, JsonbContainer *conv,
 	text	   *id;
 	text	   *title = NULL;
 	Jsonb	   *messages;
-	Jsonb	   *metadata = NULL;
-	bool		has_created = false;
+	Jsonb	   *metadata;
+	JsonbContainer *given_metadata = NULL;
+	bool		has_created;
+	bool		camel;
 	TimestampTz created_at = 0;
 	const char *status;
 
@@ -502,7 +514,7 @@ import_conversation(pg_uuid_t *user_id, JsonbContainer *conv,
 		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				  errmsg("%s.messages is not an array", path)));
 	else
-		messages = JsonbValueToJsonb(&v);
+		messages = drop_null_timestamps(JsonbValueToJsonb(&v));
 
 	if (getKeyJsonValueFromContainer(conv, "metadata", 8, &v) != NULL &&
 		v.type != jbvNull)
@@ -510,21 +522,11 @@ import_conversation(pg_uuid_t *user_id, JsonbContainer *conv,
 		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
 			CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					  errmsg("%s.metadata is not an object", path)));
-		metadata = JsonbValueToJsonb(&v);
+		given_metadata = v.val.binary.data;
 	}
 
-	if (getKeyJsonValueFromContainer(conv, "created_at", 10, &v) != NULL &&
-		v.type != jbvNull)
-	{
-		double		ms;
-
-		if (!CpParseTimestampValue(&v, &ms))
-			CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					  errmsg("%s.created_at is not a timestamp", path),
-					  errhint("Write timestamps as milliseconds since the epoch or as ISO-8601 strings.")));
-		created_at = timestamp_from_ms(ms, path);
-		has_created = true;
-	}
+	has_created = conversation_created_at(conv, path, &camel, &created_at);
+	metadata = legacy_metadata(conv, given_metadata, camel);
 
 	/* An existing conversation keeps its title and metadata */
 	CpCheckConversationId(VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id));
@@ -538,6 +540,166 @@ import_conversation(pg_uuid_t *user_id, JsonbContainer *conv,
 							has_created, created_at,
 							psprintf("%s.messages", path));
 	return strcmp(status, "unchanged") != 0 ? 1 : 0;
+}
+
+/*
+ * The created_at of a legacy conversation object: its "created_at", or
+ * else its "createdAt" (the older apps' spelling; *camel says it was
+ * looked at, so it is not also kept in metadata), as epoch milliseconds or
+ * ISO-8601 like a message's timestamps.
+ * null is missing.  Returns false if it has neither; 22023 naming path if
+ * the value is not a timestamp or is out of timestamptz's range.
+ */
+static bool
+conversation_created_at(JsonbContainer *conv, const char *path, bool *camel,
+						TimestampTz *created_at)
+{
+	JsonbValue	v;
+	const char *field = "created_at";
+	double		ms;
+
+	*camel = false;
+	if (getKeyJsonValueFromContainer(conv, "created_at", 10, &v) == NULL ||
+		v.type == jbvNull)
+	{
+		/* "createdAt" is the created_at, even a null one */
+		*camel = true;
+		if (getKeyJsonValueFromContainer(conv, "createdAt", 9, &v) == NULL ||
+			v.type == jbvNull)
+			return false;
+		field = "createdAt";
+	}
+	if (!CpParseTimestampValue(&v, &ms))
+		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				  errmsg("%s.%s is not a timestamp", path, field),
+				  errhint("Write timestamps as milliseconds since the epoch or as ISO-8601 strings.")));
+	*created_at = timestamp_from_ms(ms, path, field);
+	return true;
+}
+
+/*
+ * Is key a member of a legacy conversation object that import_conversation
+ * maps to a column (camel: "createdAt" was taken as created_at)?
+ */
+static bool
+known_member(const char *key, int keylen, bool camel)
+{
+	static const char *const known[] = {"id", "title", "messages", "metadata", "created_at"};
+
+	for (int i = 0; i < lengthof(known); i++)
+		if (keylen == strlen(known[i]) && memcmp(key, known[i], keylen) == 0)
+			return true;
+	return camel && keylen == 9 && memcmp(key, "createdAt", 9) == 0;
+}
+
+/*
+ * The metadata of a new conversation imported from the legacy object conv:
+ * every member that is not mapped to a column (isPinned, insights, ...)
+ * under its own name, then the members of the given "metadata" object,
+ * which win where a name is in both.  NULL if there is neither (the
+ * column's default, {}).
+ */
+static Jsonb *
+legacy_metadata(JsonbContainer *conv, JsonbContainer *given, bool camel)
+{
+	JsonbParseState *state = NULL;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	k;
+	JsonbValue	v;
+	bool		any = given != NULL;
+	JsonbValue *res;
+
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int pass = 0; pass < 2; pass++)
+	{
+		JsonbContainer *obj = pass == 0 ? conv : given;
+
+		if (obj == NULL)
+			continue;
+		it = JsonbIteratorInit(obj);
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			if (tok != WJB_KEY)
+				continue;
+			tok = JsonbIteratorNext(&it, &v, true);
+			Assert(tok == WJB_VALUE);
+			if (pass == 0 && known_member(k.val.string.val, k.val.string.len, camel))
+				continue;
+			/* a later push of the same key replaces the earlier one */
+			(void) pushJsonbValue(&state, WJB_KEY, &k);
+			(void) pushJsonbValue(&state, WJB_VALUE, &v);
+			any = true;
+		}
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return any ? JsonbValueToJsonb(res) : NULL;
+}
+
+/*
+ * The legacy apps wrote "created_at": null (and "updated_at": null) for
+ * an unknown time.  The import takes null as missing: returns messages
+ * without those members, or messages itself if no message has one.
+ * Everything else is left for the save's validation.
+ */
+static Jsonb *
+drop_null_timestamps(Jsonb *messages)
+{
+	JsonbParseState *state = NULL;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	JsonbValue	f;
+	bool		any = false;
+
+	if (!JB_ROOT_IS_ARRAY(messages) || JB_ROOT_IS_SCALAR(messages))
+		return messages;
+
+	it = JsonbIteratorInit(&messages->root);
+	while (!any && (tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		if (tok == WJB_ELEM && v.type == jbvBinary &&
+			JsonContainerIsObject(v.val.binary.data) &&
+			((getKeyJsonValueFromContainer(v.val.binary.data, "created_at", 10, &f) != NULL &&
+			  f.type == jbvNull) ||
+			 (getKeyJsonValueFromContainer(v.val.binary.data, "updated_at", 10, &f) != NULL &&
+			  f.type == jbvNull)))
+			any = true;
+	if (!any)
+		return messages;
+
+	(void) pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+	it = JsonbIteratorInit(&messages->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbIterator *mit;
+		JsonbValue	k;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+		{
+			(void) pushJsonbValue(&state, WJB_ELEM, &v);
+			continue;
+		}
+		(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		mit = JsonbIteratorInit(v.val.binary.data);
+		while ((tok = JsonbIteratorNext(&mit, &k, true)) != WJB_DONE)
+		{
+			if (tok != WJB_KEY)
+				continue;
+			tok = JsonbIteratorNext(&mit, &f, true);
+			Assert(tok == WJB_VALUE);
+			if (f.type == jbvNull &&
+				k.val.string.len == 10 &&
+				(memcmp(k.val.string.val, "created_at", 10) == 0 ||
+				 memcmp(k.val.string.val, "updated_at", 10) == 0))
+				continue;
+			(void) pushJsonbValue(&state, WJB_KEY, &k);
+			(void) pushJsonbValue(&state, WJB_VALUE, &f);
+		}
+		(void) pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_ARRAY, NULL));
 }
 
 /*
@@ -564,16 +726,17 @@ lock_existing(pg_uuid_t *user_id, text *conversation_id)
 }
 
 /*
- * Epoch milliseconds as a timestamptz; 22023 naming path if out of range.
+ * Epoch milliseconds as a timestamptz; 22023 naming path and field if out
+ * of range.
  */
 static TimestampTz
-timestamp_from_ms(double ms, const char *path)
+timestamp_from_ms(double ms, const char *path, const char *field)
 {
 	double		usecs = ms * 1000.0 -
 		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
 
 	if (isnan(usecs) || usecs < (double) MIN_TIMESTAMP || usecs >= (double) END_TIMESTAMP)
 		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				  errmsg("%s.created_at is out of range", path)));
+				  errmsg("%s.%s is out of range", path, field)));
 	return (TimestampTz) rint(usecs);
 }
