@@ -326,6 +326,10 @@ chatpersist_import_app_state(PG_FUNCTION_ARGS)
 				  errdetail("Expected an object with a \"conversations\" object or array, or an array of conversations."),
 				  errhint("Pass the legacy app_state value as the app stored it.")));
 
+	scratch = AllocSetContextCreate(CurrentMemoryContext,
+									"chatpersist import_app_state",
+									ALLOCSET_DEFAULT_SIZES);
+
 	/*
 	 * One conversation twice in an array is two versions of it: which one
 	 * the app meant is unknown, and importing both is not idempotent when
@@ -337,11 +341,7 @@ chatpersist_import_app_state(PG_FUNCTION_ARGS)
 	 */
 	if (JsonContainerIsArray(list))
 		repeat = first_repeat(list, &earlier);
-
 	total = JsonContainerSize(list);
-	scratch = AllocSetContextCreate(CurrentMemoryContext,
-									"chatpersist import_app_state",
-									ALLOCSET_DEFAULT_SIZES);
 	it = JsonbIteratorInit(list);
 	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
 	{
@@ -440,14 +440,20 @@ first_repeat(JsonbContainer *list, int *earlier)
 	 */
 	qsort(ids, nids, sizeof(ListedId), compare_listed_ids);
 	for (int k = 1; k < nids; k++)
-		if (CpCompareIds(ids[k - 1].id, ids[k - 1].idlen, ids[k].id, ids[k].idlen) == 0 &&
-			(k < 2 || CpCompareIds(ids[k - 2].id, ids[k - 2].idlen,
-								   ids[k].id, ids[k].idlen) != 0) &&
-			(repeat < 0 || ids[k].index < repeat))
+	{
+		ListedId   *first = &ids[k - 1];
+
+		if (CpCompareIds(first->id, first->idlen, ids[k].id, ids[k].idlen) != 0)
+			continue;
+		if (first > ids &&
+			CpCompareIds(first[-1].id, first[-1].idlen, ids[k].id, ids[k].idlen) == 0)
+			continue;			/* not the run's second entry */
+		if (repeat < 0 || ids[k].index < repeat)
 		{
 			repeat = ids[k].index;
-			*earlier = ids[k - 1].index;
+			*earlier = first->index;
 		}
+	}
 	pfree(ids);
 	return repeat;
 }
@@ -586,8 +592,8 @@ known_member(const char *key, int keylen, bool camel)
 {
 	static const char *const known[] = {"id", "title", "messages", "metadata", "created_at"};
 
-	for (int i = 0; i < lengthof(known); i++)
-		if (keylen == strlen(known[i]) && memcmp(key, known[i], keylen) == 0)
+	for (size_t i = 0; i < lengthof(known); i++)
+		if ((size_t) keylen == strlen(known[i]) && memcmp(key, known[i], keylen) == 0)
 			return true;
 	return camel && keylen == 9 && memcmp(key, "createdAt", 9) == 0;
 }
