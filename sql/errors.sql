@@ -62,7 +62,7 @@ SELECT jsonb_array_length(chatpersist.merge_messages(jsonb_build_array(
 	jsonb_build_object('id', 'd', 'created_at', '2024-11-23 22:13:20.123456+05:30'),
 	jsonb_build_object('id', 'e', 'created_at', '2024-11-23t22:13:20,5-0800'),
 	jsonb_build_object('id', 'f', 'created_at', '2024-02-29T00:00:00+01'),
-	jsonb_build_object('id', 'g', 'created_at', 1e400),
+	jsonb_build_object('id', 'g', 'created_at', 1e308),
 	jsonb_build_object('id', 'h', 'created_at', -17.5)), '[]')) AS accepted;
 
 -- deleted: a boolean
@@ -123,3 +123,35 @@ END $$;
 SET client_encoding = 'LATIN1';
 SELECT pg_temp.try($$SELECT chatpersist.merge_messages(jsonb_build_array(jsonb_build_object('id', 'm', 'created_at', repeat('2', 63) || chr(233) || 'x')), '[]')$$) ~ '^22023' AS still_22023;
 RESET client_encoding;
+
+-- a created_at/updated_at number that is not finite as a double precision
+-- value (a client would read it back as an infinity): 22023 naming the
+-- index and the field, through every path that writes messages, and
+-- nothing is written
+\set fin '''00000000-0000-0000-0000-0000000000e4'''
+SELECT chatpersist.save_conversation(:fin, 'stored', 'T', '[{"id":"s1","created_at":1}]') IS NOT NULL AS saved;
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e4', 'new', 'T', '[{"id":"m1","created_at":1e400}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e4', 'stored', 'T', '[{"id":"s1","created_at":1},{"id":"m2","updated_at":-1e400}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e4', 'new', 'T', '[{"id":"m1","created_at":1.8e308}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.append_messages('00000000-0000-0000-0000-0000000000e4', 'stored', '[{"id":"m3","created_at":-1e400}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.append_messages('00000000-0000-0000-0000-0000000000e4', 'new', '[{"id":"m3","updated_at":1e400}]')$$);
+SELECT pg_temp.try($$INSERT INTO chatpersist.conversations (user_id, id, messages) VALUES ('00000000-0000-0000-0000-0000000000e4', 'new', '[{"id":"m1"},{"id":"m4","created_at":1e400}]')$$);
+SELECT pg_temp.try($$UPDATE chatpersist.conversations SET messages = '[{"id":"s1","created_at":1,"updated_at":-1e400}]' WHERE user_id = '00000000-0000-0000-0000-0000000000e4' AND id = 'stored'$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-0000000000e4', '{"conversations": {"new": {"messages": [{"id":"m1","created_at":1e400}]}}}')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-0000000000e4', '[{"id": "stored", "messages": [{"id":"s1","created_at":1},{"id":"m5","updated_at":-1e400}]}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.merge_messages('[{"id":"a","created_at":1e400}]', '[]')$$);
+SELECT id, version, messages FROM chatpersist.conversations WHERE user_id = :fin ORDER BY id;
+
+-- large but finite numbers stay accepted, as before, through every path:
+-- the largest doubles, and numbers that jsonb stores in its long format
+-- (a scale over 63 digits, a tiny magnitude that becomes 0)
+SELECT (chatpersist.save_conversation(:fin, 'big', 'T', '[{"id":"b1","created_at":1e308}]')).status;
+SELECT (chatpersist.append_messages(:fin, 'big', '[{"id":"b2","created_at":-1.7976931348623157e308,"updated_at":1e-400}]')).status;
+SELECT (chatpersist.append_messages(:fin, 'big', '[{"id":"b3","created_at":1732400000000.0000000000000000000000000000000000000000000000000000000000000000001}]')).status;
+INSERT INTO chatpersist.conversations (user_id, id, messages) VALUES (:fin, 'big-direct', '[{"id":"d1","updated_at":1e308}]') RETURNING version;
+UPDATE chatpersist.conversations SET messages = '[{"id":"d1","updated_at":-1e308}]' WHERE user_id = :fin AND id = 'big-direct' RETURNING version;
+SELECT chatpersist.import_app_state(:fin, '[{"id": "big-import", "messages": [{"id":"i1","created_at":1.7e308}]}]') AS imported;
+SELECT id, message_count FROM chatpersist.conversations WHERE user_id = :fin ORDER BY id;
+
+DELETE FROM chatpersist.history WHERE user_id = :fin;
+DELETE FROM chatpersist.conversations WHERE user_id = :fin;

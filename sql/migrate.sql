@@ -104,18 +104,87 @@ SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-000
 SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '{"conversations": {"": {"messages": []}}}')$$);
 SELECT pg_temp.try($$SELECT chatpersist.import_app_state(NULL, '[]')$$);
 SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', NULL)$$);
+-- a conversation listed twice: the first repeat in array order is named,
+-- with the first element it repeats, and an earlier element's own error
+-- still comes first
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '[{"id":"r-a"}, {"id":"r-b"}, {"id":"r-b"}, {"id":"r-a"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '[{"id":"r-a"}, {"id":"r-b"}, {"id":"r-a"}, {"id":"r-b"}, {"id":"r-a"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '[{"id":"r-a"}, {"id":"r-b","messages":"no"}, {"id":"r-a"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e003', '[{"id":"r-a"}, 7, {"id":"r-a"}]')$$);
 SELECT count(*) AS changed_or_new FROM chatpersist.conversations c LEFT JOIN before_bad b USING (id)
 WHERE c.user_id = :legacy AND (b.id IS NULL OR b.version <> c.version);
 
--- the docs' recipe: move a whole legacy users.app_state column
+-- conversation-level fields of the legacy layouts are kept: createdAt
+-- (epoch ms or ISO-8601) dates the row like created_at, every other member
+-- goes into metadata under its own name, and the explicit metadata
+-- object's members win over them; a keyed layout's inner "id" is not copied
+\set kept '''00000000-0000-0000-0000-00000000e004'''
+SELECT chatpersist.import_app_state(:kept, '{"conversations": {
+    "k1": {"id": "k1", "title": "Pinned", "isPinned": true, "insights": {"topics": ["travel"]},
+           "createdAt": 1700000000000, "lastModified": 1700000005000,
+           "metadata": {"insights": "explicit wins", "color": "blue"}, "messages": [{"id":"m1"}]},
+    "k2": {"createdAt": "2024-01-02T03:04:05Z", "messages": []},
+    "k3": {"created_at": "2024-05-06T00:00:00Z", "createdAt": "2020-01-01", "messages": []},
+    "k4": {"createdAt": null, "isArchived": false}}}') AS imported;
+SELECT id, title, metadata,
+	   CASE WHEN id = 'k4' THEN (created_at > now() - interval '1 hour')::text ELSE created_at::text END AS created_at
+FROM chatpersist.conversations WHERE user_id = :kept ORDER BY id;
+-- the array layout too; and a second import changes nothing
+SELECT chatpersist.import_app_state(:kept, '[{"id": "k5", "isPinned": false, "folder": "work", "createdAt": "2023-03-03", "messages": []}]') AS imported;
+SELECT id, metadata, created_at FROM chatpersist.conversations WHERE user_id = :kept AND id = 'k5';
+SELECT chatpersist.import_app_state(:kept, '{"conversations": {
+    "k1": {"id": "k1", "title": "Pinned", "isPinned": true, "insights": {"topics": ["travel"]},
+           "createdAt": 1700000000000, "lastModified": 1700000005000,
+           "metadata": {"insights": "explicit wins", "color": "blue"}, "messages": [{"id":"m1"}]},
+    "k2": {"createdAt": "2024-01-02T03:04:05Z", "messages": []},
+    "k3": {"created_at": "2024-05-06T00:00:00Z", "createdAt": "2020-01-01", "messages": []},
+    "k4": {"createdAt": null, "isArchived": false}}}') AS imported_again;
+-- an existing conversation keeps its metadata, as before
+SELECT chatpersist.import_app_state(:kept, '[{"id": "k5", "isPinned": true, "messages": [{"id":"n1"}]}]') AS merged;
+SELECT id, metadata, message_count FROM chatpersist.conversations WHERE user_id = :kept AND id = 'k5';
+-- a bad createdAt is named
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e004', '[{"id": "k6", "createdAt": "last week"}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e004', '[{"id": "k6", "createdAt": 1e300}]')$$);
+
+-- a message timestamp that is null is taken as missing by the import (the
+-- legacy apps wrote null for an unknown time), and the import stays
+-- idempotent; save_conversation and append_messages still refuse null
+SELECT chatpersist.import_app_state(:kept, '[{"id": "n1", "messages": [
+    {"id": "a", "content": "no time", "created_at": null},
+    {"id": "b", "created_at": 1700000000000, "updated_at": null},
+    {"id": "c", "created_at": 1700000001000}]}]') AS imported;
+SELECT messages, message_count FROM chatpersist.conversations WHERE user_id = :kept AND id = 'n1';
+SELECT chatpersist.import_app_state(:kept, '[{"id": "n1", "messages": [
+    {"id": "a", "content": "no time", "created_at": null},
+    {"id": "b", "created_at": 1700000000000, "updated_at": null},
+    {"id": "c", "created_at": 1700000001000}]}]') AS imported_again;
+SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-00000000e004', '[{"id": "n2", "messages": [{"id": "a", "created_at": null}, {"id": "b", "updated_at": false}]}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-00000000e004', 'n3', 'T', '[{"id": "a", "created_at": null}]')$$);
+SELECT pg_temp.try($$SELECT chatpersist.append_messages('00000000-0000-0000-0000-00000000e004', 'n1', '[{"id": "d", "updated_at": null}]')$$);
+SELECT count(*) AS not_written FROM chatpersist.conversations WHERE user_id = :kept AND id IN ('n2', 'n3');
+
+-- the docs' recipe: move a whole legacy users.app_state column, whatever
+-- the layout of each row (the two "conversations" layouts and a top-level
+-- array); rows without conversations are skipped
 CREATE TEMP TABLE legacy_users (id uuid PRIMARY KEY, app_state jsonb);
 INSERT INTO legacy_users VALUES
   ('00000000-0000-0000-0000-00000000e101', '{"conversations": {"a": {"messages": [{"id":"1"}]}}}'),
   ('00000000-0000-0000-0000-00000000e102', '{"conversations": [{"id": "b", "messages": [{"id":"1"},{"id":"2"}]}]}'),
-  ('00000000-0000-0000-0000-00000000e103', '{"conversations": {}}');
-SELECT sum(chatpersist.import_app_state(id, app_state)) AS imported FROM legacy_users;
+  ('00000000-0000-0000-0000-00000000e103', '{"conversations": {}}'),
+  ('00000000-0000-0000-0000-00000000e104', '[{"id": "c", "messages": [{"id":"1"},{"id":"2"},{"id":"3"}]}, {"id": "d"}]'),
+  ('00000000-0000-0000-0000-00000000e105', '{"theme": "light"}'),
+  ('00000000-0000-0000-0000-00000000e106', '{"conversations": null}'),
+  ('00000000-0000-0000-0000-00000000e107', NULL);
+SELECT sum(chatpersist.import_app_state(id, app_state)) AS imported
+FROM legacy_users
+WHERE jsonb_typeof(app_state) = 'array'
+   OR jsonb_typeof(app_state -> 'conversations') IN ('object', 'array');
 SELECT user_id, id, message_count FROM chatpersist.conversations
 WHERE user_id IN (SELECT id FROM legacy_users) ORDER BY 1, 2;
+SELECT sum(chatpersist.import_app_state(id, app_state)) AS imported_again
+FROM legacy_users
+WHERE jsonb_typeof(app_state) = 'array'
+   OR jsonb_typeof(app_state -> 'conversations') IN ('object', 'array');
 
 DELETE FROM chatpersist.history WHERE user_id::text LIKE '00000000-0000-0000-0000-00000000e%';
 DELETE FROM chatpersist.conversations WHERE user_id::text LIKE '00000000-0000-0000-0000-00000000e%';

@@ -594,6 +594,14 @@ timestamp_error(const char *field, JsonbValue *v, int index, const char *argname
 						   pnstrdup(v->val.string.val,
 									pg_mbcliplen(v->val.string.val, v->val.string.len, 64))),
 				 errhint("Write timestamps as milliseconds since the epoch, like 1732400000000, or as ISO-8601 strings, like \"2024-11-23T22:13:20Z\".")));
+	if (v->type == jbvNumeric)
+		CpReject(
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid field \"%s\" in message %d of %s",
+						field, index, argname),
+				 errdetail("\"%s\" is a number beyond the range of double precision (about 1.8e308).",
+						   field),
+				 errhint("Write timestamps as milliseconds since the epoch, like 1732400000000, or as ISO-8601 strings, like \"2024-11-23T22:13:20Z\".")));
 	CpReject(
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid field \"%s\" in message %d of %s",
@@ -616,8 +624,27 @@ numeric_is_special(Numeric num)
 }
 
 /*
+ * Can a finite numeric be beyond the range of double precision?  Only one
+ * stored in the long format (see canon.h): the short format's weight is at
+ * most 63 base-10000 digits, so its value is below 1e256.  Numbers that
+ * clients send as timestamps are short.
+ */
+static inline bool
+numeric_may_overflow(Numeric num)
+{
+	uint16		header;
+
+	if (unlikely(!VARATT_IS_4B_U(num) || VARSIZE(num) < VARHDRSZ + 2))
+		return true;
+	memcpy(&header, VARDATA(num), sizeof(header));
+	return (header & CP_NUMERIC_SIGN_MASK) != CP_NUMERIC_SHORT;
+}
+
+/*
  * Convert a created_at/updated_at value to epoch milliseconds.  Returns
- * false if it is neither a finite number nor a valid ISO-8601 string.
+ * false if it is neither a number that is finite as a double precision
+ * value nor a valid ISO-8601 string.  (A client reads 1e400 back as an
+ * infinity, which it cannot send again.)
  */
 bool
 CpParseTimestampValue(JsonbValue *v, double *ms)
@@ -631,7 +658,7 @@ CpParseTimestampValue(JsonbValue *v, double *ms)
 		/* out-of-range values become +-HUGE_VAL instead of an error */
 		d = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 											   NumericGetDatum(v->val.numeric)));
-		if (isnan(d))
+		if (isnan(d) || isinf(d))
 			return false;
 		*ms = d;
 		return true;
@@ -643,9 +670,9 @@ CpParseTimestampValue(JsonbValue *v, double *ms)
 
 /*
  * Validate a message's created_at/updated_at and fill *ts, like
- * CpParseTimestampValue but leaving a number unconverted (see CpTimestamp).
- * The checks are the same: a number is valid unless it is NaN or infinite
- * (a finite one always converts, out-of-range values to +-HUGE_VAL), a
+ * CpParseTimestampValue but leaving a number unconverted (see CpTimestamp)
+ * when it cannot overflow a double.  The checks are the same: a number is
+ * valid unless it is NaN or not finite as a double precision value, a
  * string must be a valid ISO-8601 timestamp, which is cheap to parse at
  * once.
  */
@@ -656,6 +683,12 @@ check_timestamp(JsonbValue *v, CpTimestamp *ts)
 	{
 		if (numeric_is_special(v->val.numeric))
 			return false;
+		if (unlikely(numeric_may_overflow(v->val.numeric)))
+		{
+			/* Convert it now, to refuse it if it is too large */
+			ts->num = NULL;
+			return CpParseTimestampValue(v, &ts->ms);
+		}
 		ts->num = v->val.numeric;
 		return true;
 	}

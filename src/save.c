@@ -284,7 +284,11 @@ chatpersist_restore_version(PG_FUNCTION_ARGS)
 /*
  * A save_conversation without an expected version, for the migrations of
  * migrate.c: creates the conversation, or merges messages into it.  Must
- * be called inside SPI_connect.  argname names the messages in errors; a
+ * be called inside SPI_connect; its SPI results, and what it allocates
+ * after its first statement (SPI then leaves CurrentMemoryContext at the
+ * connection's procedure context), stay until that connection's
+ * SPI_finish, so a caller saving many conversations gives each one an SPI
+ * connection of its own (see migrate.c).  argname names the messages in errors; a
  * NULL title or metadata keeps the stored one; created_at (if has_created_at)
  * dates a new row.  Returns the status.
  */

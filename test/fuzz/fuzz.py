@@ -35,6 +35,7 @@ import collections
 import ctypes
 import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -269,7 +270,10 @@ def iso_valid(s):
 
 
 def ts_valid(v):
-    return isinstance(v, Num) or (isinstance(v, str) and iso_valid(v))
+    """A number finite as a double (1e400 is not: 22023), or a valid ISO-8601 string."""
+    if isinstance(v, Num):
+        return math.isfinite(float(v.text))
+    return isinstance(v, str) and iso_valid(v)
 
 
 def message_faults(arr):
@@ -340,6 +344,9 @@ EXTREME_NUMBERS = ["0", "-0", "-0.0", "1", "-1", "1.0", "1.00", "1e3", "1E+2", "
                    "-9223372036854775808", "9223372036854775807", "18446744073709551616",
                    "3.141592653589793238462643383279", "1732400000000", "1732400000000.5",
                    "1e308", "1e309", "-1e309", "4.9e-324", "2e-400"]
+# created_at/updated_at must be finite as a double: the others are 22023
+FINITE_NUMBERS = [n for n in EXTREME_NUMBERS if math.isfinite(float(n))]
+INFINITE_NUMBERS = [n for n in EXTREME_NUMBERS if not math.isfinite(float(n))] + ["1e400", "-1e400", "1.8e308"]
 BAD_NUMBERS = ["1e200000", "-1e140000", "1e-17000", "0e-20000"]     # 22003 in numeric_in
 
 VALID_ISO = ["2024-11-23", "2024-11-23T22:13:20Z", "2024-11-23t22:13:20z", "2024-11-23 22:13",
@@ -522,7 +529,7 @@ class Generator:
         if k < 0.75:
             return r.choice(VALID_ISO)
         if k < 0.9:
-            return Num(r.choice(EXTREME_NUMBERS))
+            return Num(r.choice(FINITE_NUMBERS))
         return Num(repr(r.uniform(0, 2e12)))
 
     def new_id(self):
@@ -617,7 +624,7 @@ class Generator:
         i = r.randrange(len(arr))
         m = arr[i]
         kind = r.choice(["dup", "noid", "idtype", "idempty", "id256", "id256mb", "ts", "tsiso",
-                         "deleted", "notobj", "notarray", "dupkey"])
+                         "tsinf", "deleted", "notobj", "notarray", "dupkey"])
         pairs = [(k, v) for k, v in m.pairs]
         if kind == "dup":
             if len(arr) < 2:
@@ -636,9 +643,9 @@ class Generator:
             arr[i] = Obj([(k, v) for k, v in pairs if k != "id"] + [("id", "y" * 256)])
         elif kind == "id256mb":
             arr[i] = Obj([(k, v) for k, v in pairs if k != "id"] + [("id", r.choice(["é" * 128, "😀" * 64, "中" * 85 + "a"]))])
-        elif kind in ("ts", "tsiso"):
+        elif kind in ("ts", "tsiso", "tsinf"):
             f = r.choice(["created_at", "updated_at"])
-            bad = r.choice(BAD_ISO) if kind == "tsiso" else r.choice(
+            bad = r.choice(BAD_ISO) if kind == "tsiso" else Num(r.choice(INFINITE_NUMBERS)) if kind == "tsinf" else r.choice(
                 [None, True, False, [], Obj([]), [Num("1")], Obj([("ms", Num("1"))])])
             arr[i] = Obj([(k, v) for k, v in pairs if k != f] + [(f, bad)])
         elif kind == "deleted":
