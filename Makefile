@@ -1,8 +1,8 @@
 # Makefile for chatpersist (PGXS)
 EXTENSION      = chatpersist
-EXTVERSION     = 1.0
+EXTVERSION     = 1.1
 MODULE_big     = $(EXTENSION)
-OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/save.o src/load.o src/trigger.o src/stats.o src/security.o src/migrate.o
+OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/save.o src/load.o src/trigger.o src/stats.o src/security.o src/migrate.o src/cursor.o
 # test-only objects that test/sanitize.sh links into its own builds
 OBJS          += $(CP_TEST_OBJS)
 DATA           = $(wildcard src/$(EXTENSION)--*.sql)

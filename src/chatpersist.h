@@ -240,6 +240,18 @@ extern const char *CpSaveMessages(pg_uuid_t *user_id, text *conversation_id,
 								  bool has_created_at, TimestampTz created_at,
 								  const char *argname);
 
+/*
+ * cursor.c: a change cursor is (origin << CP_CURSOR_STAMP_BITS) | stamp,
+ * see the file header.  CpCursorOrigin is this database's origin tag;
+ * CpCursorStamp the stamp changes_since reads after for a caller's cursor,
+ * 0 for a full resync.
+ */
+#define CP_CURSOR_STAMP_BITS	40
+#define CP_CURSOR_STAMP_MASK	((INT64CONST(1) << CP_CURSOR_STAMP_BITS) - 1)
+#define CP_CURSOR_MAX_ORIGIN	8191	/* origins 1..8191: cursors stay below 2^53 */
+extern int	CpCursorOrigin(void);
+extern int64 CpCursorStamp(int64 cursor);
+
 /* Prepare an SPI statement once and keep its plan (chatpersist.c) */
 extern struct _SPI_plan *CpPrepareKept(const char *sql, int nargs, Oid *argtypes);
 

@@ -20,6 +20,18 @@
  * older one still runs is held back until the older one ends, late but
  * never lost.
  *
+ * 1.1: the cursor handed out is the stamp tagged with this database's
+ * origin, and a cursor from elsewhere reads from stamp 0, a full resync
+ * (cursor.c).  A stamp at or above the snapshot's xmax on a row the
+ * snapshot sees, other than the reader's own transaction's, cannot be a
+ * transaction of this database (every other transaction that wrote a
+ * visible row had ended, so is below xmax): it came from elsewhere with
+ * its triggers disabled.  Such a row is served as changed
+ * now, with the stamp xmin - 1, below every stamp still to commit and
+ * not below any cursor handed out before, so it is never invisible; it
+ * comes again whenever xmin has moved, until restamp() gives it a real
+ * stamp.
+ *
  * Copyright (c) 2026, chatpersist developers
  *
  * src/load.c
@@ -104,22 +116,23 @@ chatpersist_load_conversation(PG_FUNCTION_ARGS)
 }
 
 /*
- * changes_since(p_user_id uuid, p_cursor bigint DEFAULT 0)
+* changes_since(p_user_id uuid, p_cursor bigint DEFAULT 0)
  *		RETURNS TABLE(conversation_id text, version bigint, checksum text,
  *					  deleted boolean, last_modified timestamptz,
  *					  cursor bigint)
  *
  * p_user_id: whose conversations (NULL: 22004).  p_cursor: the largest
- * cursor the device has seen, 0 (or NULL) for everything; negative: 22023.
- * Returns the conversations, tombstones included, changed after the
- * cursor, in cursor order (see the file header for why none is missed).
+ * cursor the device has seen, 0 (or NULL) for everything; negative: 22023;
+ * a cursor of another database: everything (cursor.c).  Returns the
+ * conversations, tombstones included, changed after the cursor, in cursor
+ * order (see the file header for why none is missed).
  */
 PG_FUNCTION_INFO_V1(chatpersist_changes_since);
 Datum
 chatpersist_changes_since(PG_FUNCTION_ARGS)
 {
-	Datum		args[2];
-	Oid			types[2] = {UUIDOID, INT8OID};
+	Datum		args[3];
+	Oid			types[3] = {UUIDOID, INT8OID, INT8OID};
 	int64		cursor = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
 
 	if (PG_ARGISNULL(0))
@@ -130,18 +143,32 @@ chatpersist_changes_since(PG_FUNCTION_ARGS)
 				  errdetail("The cursor is " INT64_FORMAT ".", cursor),
 				  errhint("Pass 0 to read every change, then the largest cursor returned so far.")));
 	args[0] = PG_GETARG_DATUM(0);
-	args[1] = Int64GetDatum(cursor);
+	args[1] = Int64GetDatum(CpCursorStamp(cursor));
+	args[2] = Int64GetDatum((int64) CpCursorOrigin() << CP_CURSOR_STAMP_BITS);
 
+	/*
+	 * stamp: the row's change_xid, or xmin - 1 for a stamp in the future
+	 * (see the file header); every stamp served is below xmin, so below
+	 * 2^40 (CpCursorStamp checked the next xid), and $3 + stamp is the
+	 * tagged cursor
+	 */
 	load_into_tuplestore(fcinfo, &changes_plan,
 						 "SELECT id, version, checksum, deleted, last_modified, "
-						 "change_xid::pg_catalog.text::pg_catalog.int8 "
-						 "FROM " CP_CONVERSATIONS " "
-						 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-						 "AND change_xid OPERATOR(pg_catalog.>) $2::pg_catalog.text::pg_catalog.xid8 "
-						 "AND change_xid OPERATOR(pg_catalog.<) "
-						 "pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) "
-						 "ORDER BY change_xid, id",
-						 2, types, args);
+						 "$3 OPERATOR(pg_catalog.+) stamp "
+						 "FROM (SELECT c.id, c.version, c.checksum, c.deleted, c.last_modified, "
+						 "CASE WHEN c.change_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(s.snap) "
+						 "AND c.change_xid IS DISTINCT FROM pg_catalog.pg_current_xact_id_if_assigned() "
+						 "THEN pg_catalog.pg_snapshot_xmin(s.snap)::pg_catalog.text::pg_catalog.int8 "
+						 "OPERATOR(pg_catalog.-) 1 "
+						 "ELSE c.change_xid::pg_catalog.text::pg_catalog.int8 END AS stamp, "
+						 "pg_catalog.pg_snapshot_xmin(s.snap)::pg_catalog.text::pg_catalog.int8 AS horizon "
+						 "FROM (SELECT pg_catalog.pg_current_snapshot() AS snap) s, "
+						 CP_CONVERSATIONS " c "
+						 "WHERE c.user_id OPERATOR(pg_catalog.=) $1) r "
+						 "WHERE stamp OPERATOR(pg_catalog.>) $2 "
+						 "AND stamp OPERATOR(pg_catalog.<) horizon "
+						 "ORDER BY stamp, id",
+						 3, types, args);
 	return (Datum) 0;
 }
 

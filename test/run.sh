@@ -8,7 +8,8 @@
 # installation is not touched), starts a throwaway cluster (test/cluster.sh) and
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
 # pgTAP (test/pgtap/), the property scripts (test/*_props.sh), the
-# dump and restore round trip (test/dump_restore.sh), the fuzzer
+# dump and restore round trip (test/dump_restore.sh), the change cursor
+# across restores and replication (test/cursor_moves.sh), the fuzzer
 # (test/fuzz.sh), the node-postgres client example's tests
 # (examples/node), the lost-update soak (test/soak/soak.pl,
 # CP_SOAK_SECONDS, default 40), the Perl TAP tests (test/tap.sh: the crash
@@ -150,6 +151,10 @@ echo "== dump and restore"
 bash test/dump_restore.sh 2>&1 | tee .dump_restore.log
 record_from_log dump_restore .dump_restore.log
 
+echo "== change cursors across moves of the data (test/cursor_moves.sh, clusters of its own)"
+bash test/cursor_moves.sh 2>&1 | tee .cursor_moves.log
+record_from_log cursor_moves .cursor_moves.log
+
 echo "== lost-update soak (test/soak/soak.pl, ${CP_SOAK_SECONDS:-40} s)"
 createdb chatpersist_soak
 psql -X -q -d chatpersist_soak -c "CREATE EXTENSION chatpersist"
@@ -200,7 +205,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log .fuzz.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .cursor_moves.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log .fuzz.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"

@@ -166,7 +166,7 @@ export class Device {
   /**
    * Pull every change since the last sync: reload conversations whose
    * version or checksum differ from the local copy, drop deleted ones, and
-   * advance the cursor to the largest one returned. Returns the ids that
+   * advance the cursor to the last (largest) one returned. Returns the ids that
    * changed locally.
    */
   async sync() {
@@ -181,7 +181,9 @@ export class Device {
         await this.#reload(ch.conversationId);
         changed.push(ch.conversationId);
       }
-      if (ch.cursor > this.cursor) this.cursor = ch.cursor;
+      // rows come in cursor order: keep the last row's cursor (after a move
+      // of the data the new database's cursors may be smaller numbers)
+      this.cursor = ch.cursor;
     }
     return changed;
   }

@@ -770,14 +770,33 @@ BEGIN
 				ELSIF outcome = 'ok' AND c.fn = 'changes' THEN
 					ku := u[1];
 					visible := NOT c.as_client OR ku IS NOT DISTINCT FROM (c.meta ->> 'client_user')::uuid;
+					-- a cursor is (origin << 40) | stamp; one of another
+					-- origin, an untagged one not below cursor_legacy's
+					-- bound, or one in the future reads from stamp 0; a
+					-- stamp in the future is served as xmin - 1 (src/cursor.c)
 					IF res::jsonb IS DISTINCT FROM
 						(SELECT coalesce(jsonb_agg(jsonb_build_object('id', x.id, 'version', x.version,
-																	 'cursor', x.change_xid::text::int8)
-												   ORDER BY x.change_xid, x.id), '[]')
-						 FROM chatpersist.conversations x
-						 WHERE visible AND x.user_id = ku
-						   AND x.change_xid::text::numeric > coalesce(i8[1], 0)
-						   AND x.change_xid < pg_snapshot_xmin(pg_current_snapshot())) THEN
+																	 'cursor', (o.origin::int8 << 40) + x.stamp)
+												   ORDER BY x.stamp, x.id), '[]')
+						 FROM (SELECT chatpersist.cursor_origin() AS origin,
+									  pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS xmin,
+									  pg_snapshot_xmax(pg_current_snapshot())::text::int8 AS xmax,
+									  coalesce(i8[1], 0) AS cur,
+									  (SELECT min(untagged_below)::text::int8 FROM chatpersist.cursor_legacy) AS bound) o
+						 CROSS JOIN LATERAL
+							(SELECT CASE WHEN o.cur <= 0 THEN 0
+										 WHEN o.cur < (1::int8 << 40) THEN
+											CASE WHEN o.cur >= o.bound OR o.cur >= o.xmax THEN 0 ELSE o.cur END
+										 WHEN (o.cur >> 40) <> o.origin OR (o.cur & ((1::int8 << 40) - 1)) >= o.xmax THEN 0
+										 ELSE o.cur & ((1::int8 << 40) - 1) END AS from_stamp) f
+						 CROSS JOIN LATERAL
+							(SELECT cv.id, cv.version,
+									CASE WHEN cv.change_xid::text::int8 >= o.xmax
+											AND cv.change_xid IS DISTINCT FROM pg_current_xact_id_if_assigned() THEN o.xmin - 1
+										 ELSE cv.change_xid::text::int8 END AS stamp
+							 FROM chatpersist.conversations cv
+							 WHERE visible AND cv.user_id = ku) x
+						 WHERE x.stamp > f.from_stamp AND x.stamp < o.xmin) THEN
 						f := f || format('changes_since returned %s', left(res, 300));
 					END IF;
 				ELSIF outcome = 'ok' AND c.fn = 'checksum' THEN

@@ -2,7 +2,7 @@
 -- function signatures, volatility, strictness, the trigger, privileges.
 -- Runs in a database where pgtap and chatpersist are installed.
 BEGIN;
-SELECT plan(159);
+SELECT plan(162);
 
 SELECT has_schema('chatpersist');
 SELECT has_table('chatpersist', 'conversations', 'conversations exists');
@@ -216,12 +216,20 @@ FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boole
 			 ('migrate_user', ARRAY['uuid', 'uuid']),
 			 ('import_app_state', ARRAY['uuid', 'jsonb'])) v(f, a);
 SELECT table_privs_are('chatpersist', t, 'public', ARRAY[]::text[], 'no privileges for PUBLIC on ' || t)
-FROM unnest(ARRAY['conversations', 'history']) t;
+FROM unnest(ARRAY['conversations', 'history', 'cursor_legacy']) t;
 SELECT schema_privs_are('chatpersist', 'public', ARRAY[]::text[], 'no USAGE for PUBLIC on the schema');
 
 -- the extension owns its objects and is not relocatable
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'chatpersist'), false, 'not relocatable');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'chatpersist'), '1.0', 'version 1.0');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'chatpersist'), '1.1', 'version 1.1');
+-- 1.1: the restamp trigger fires in replica mode too (logical replication)
+SELECT is((SELECT tgenabled::text FROM pg_trigger
+			WHERE tgrelid = 'chatpersist.conversations'::regclass AND tgname = 'conversations_restamp'),
+	'A', 'the restamp trigger is enabled ALWAYS');
+SELECT ok(EXISTS (SELECT FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+				   WHERE e.extname = 'chatpersist' AND d.deptype = 'e'
+					 AND d.objid = 'chatpersist.cursor_legacy'::regclass),
+	'cursor_legacy belongs to the extension (and is not dumped, see below)');
 SELECT is(
 	(SELECT count(*)::int FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
 	  WHERE e.extname = 'chatpersist' AND d.deptype = 'e' AND d.classid = 'pg_class'::regclass

@@ -20,7 +20,7 @@
 -- roles are created here, so the database must not have them already (it
 -- cannot be a Supabase database).
 BEGIN;
-SELECT plan(300);
+SELECT plan(312);
 
 -- ---------------------------------------------------------------------------
 -- The Supabase roles and the grants of docs/supabase.md (that block, as it
@@ -124,7 +124,7 @@ SELECT results_eq(
 SELECT is(
 	(SELECT string_agg(relname || ':' || relrowsecurity, ',' ORDER BY relname) FROM pg_class
 	  WHERE relnamespace = 'chatpersist'::regnamespace AND relkind = 'r'),
-	'conversations:true,history:true', 'row-level security is on for every table');
+	'conversations:true,cursor_legacy:true,history:true', 'row-level security is on for every table');
 SELECT policies_are('chatpersist', 'conversations', ARRAY['conversations_own'],
 	'conversations has exactly the policy conversations_own');
 SELECT policies_are('chatpersist', 'history', ARRAY['history_own'],
@@ -160,16 +160,21 @@ FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boole
 			 ('migrate_user', ARRAY['uuid', 'uuid']),
 			 ('import_app_state', ARRAY['uuid', 'jsonb']),
 			 ('conversations_guard', ARRAY[]::text[]),
-			 ('conversations_notify', ARRAY[]::text[])) v(f, a);
+			 ('conversations_notify', ARRAY[]::text[]),
+			 ('conversations_restamp', ARRAY[]::text[]),
+			 ('restamp', ARRAY[]::text[]),
+			 ('cursor_origin', ARRAY[]::text[])) v(f, a);
 SELECT is(
 	(SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'chatpersist'::regnamespace),
-	17, 'the list above names every function of the schema');
+	20, 'the list above names every function of the schema');
 
 -- function privileges of the three roles
 SELECT function_privs_are('chatpersist', f, a, r,
 		CASE WHEN (r = 'authenticated' AND f NOT IN ('stats', 'migrate_user', 'import_app_state',
-													  'conversations_guard', 'conversations_notify'))
-				  OR (r = 'service_role' AND f NOT IN ('conversations_guard', 'conversations_notify'))
+													  'conversations_guard', 'conversations_notify',
+													  'conversations_restamp', 'restamp', 'cursor_origin'))
+				  OR (r = 'service_role' AND f NOT IN ('conversations_guard', 'conversations_notify',
+													  'conversations_restamp', 'restamp', 'cursor_origin'))
 			 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::text[] END,
 		r || ': privileges on ' || f || '(' || array_to_string(a, ', ') || ')')
 FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) r,
@@ -189,7 +194,10 @@ FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) r,
 			 (14, 'conversations_guard', ARRAY[]::text[]),
 			 (15, 'conversations_notify', ARRAY[]::text[]),
 			 (16, 'migrate_user', ARRAY['uuid', 'uuid']),
-			 (17, 'import_app_state', ARRAY['uuid', 'jsonb'])) v(n, f, a)
+			 (17, 'import_app_state', ARRAY['uuid', 'jsonb']),
+			 (18, 'conversations_restamp', ARRAY[]::text[]),
+			 (19, 'restamp', ARRAY[]::text[]),
+			 (20, 'cursor_origin', ARRAY[]::text[])) v(n, f, a)
 ORDER BY r, n;
 
 -- table and schema privileges
