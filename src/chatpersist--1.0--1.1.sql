@@ -3,7 +3,8 @@
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION chatpersist UPDATE TO '1.1'" to load this file. \quit
 
--- 1.1: change cursors that survive moves of the data (src/cursor.c).
+-- 1.1: change cursors that survive moves of the data (src/cursor.c), and
+-- version floors, so that a version number is never reused (src/trigger.c).
 -- There is no full chatpersist--1.1.sql: CREATE EXTENSION runs 1.0 and
 -- then this script, so a fresh database and an upgraded one have exactly
 -- the same objects, trigger states included.
@@ -25,6 +26,36 @@ ALTER TABLE @extschema@.cursor_legacy ENABLE ROW LEVEL SECURITY;
 
 INSERT INTO @extschema@.cursor_legacy (untagged_below)
 	VALUES (pg_catalog.pg_current_xact_id());
+
+--
+-- Version floors: the newest version each conversation key has had, kept
+-- when a plain DELETE removes the row (even when history keeps nothing),
+-- and the row that every INSERT of the key locks while it chooses the new
+-- row's version (src/trigger.c, next_version).  A key gets its row when it
+-- is first inserted or deleted.  Not dumped: a restored database rebuilds
+-- floors from history and its rows (see docs/reference.md).
+--
+
+CREATE TABLE @extschema@.version_floors (
+	user_id			pg_catalog.uuid NOT NULL,
+	conversation_id	pg_catalog.text NOT NULL,
+	version			pg_catalog.int8 NOT NULL,
+	CONSTRAINT version_floors_pkey PRIMARY KEY (user_id, conversation_id)
+);
+
+COMMENT ON TABLE @extschema@.version_floors IS
+	'internal: per conversation key, the newest version a plain DELETE removed (a re-created row continues above it) and the row INSERTs of the key lock while they choose a version';
+
+ALTER TABLE @extschema@.version_floors ENABLE ROW LEVEL SECURITY;
+
+-- Keys that 1.0 deleted with a plain DELETE: their newest archived version
+INSERT INTO @extschema@.version_floors (user_id, conversation_id, version)
+SELECT h.user_id, h.conversation_id, pg_catalog.max(h.version)
+  FROM @extschema@.history h
+ WHERE NOT EXISTS (SELECT FROM @extschema@.conversations c
+					WHERE c.user_id OPERATOR(pg_catalog.=) h.user_id
+					  AND c.id OPERATOR(pg_catalog.=) h.conversation_id)
+ GROUP BY h.user_id, h.conversation_id;
 
 --
 -- Stamps of rows that arrive in replica mode (logical replication, a

@@ -42,6 +42,7 @@
 #define CP_SCHEMA				"chatpersist"
 #define CP_CONVERSATIONS		CP_SCHEMA ".conversations"
 #define CP_HISTORY				CP_SCHEMA ".history"
+#define CP_VERSION_FLOORS		CP_SCHEMA ".version_floors"
 
 /* GUCs (chatpersist.c) */
 extern int	cp_history_depth;

@@ -6,10 +6,8 @@
  *	  lock, decide, write, with a version compare-and-swap.
  *
  * Concurrency: a write locks the conversation's row with SELECT ... FOR
- * NO KEY UPDATE before it decides anything, so writes of one conversation
- * are serialised by the row lock.  (NO KEY: the writes never change the key,
- * and the weaker lock does not wait for an INSERT of the same key, whose
- * trigger holds the row FOR KEY SHARE; see next_version in trigger.c.)  Under READ COMMITTED a write that waited for
+ * UPDATE before it decides anything, so writes of one conversation are
+ * serialised by the row lock.  Under READ COMMITTED a write that waited for
  * the lock sees the row as the other write left it (each SPI statement of
  * these VOLATILE functions takes a fresh snapshot) and decides against it.
  * Under REPEATABLE READ and SERIALIZABLE the lock or the write raises 40001
@@ -850,7 +848,7 @@ losers_kept(WriteRequest *req, StoredRow *row, NewContent *nc)
 }
 
 /*
- * Lock the conversation's row FOR NO KEY UPDATE and read it into *row (values stay
+ * Lock the conversation's row FOR UPDATE and read it into *row (values stay
  * valid until SPI_finish).  Returns false if there is no such row.
  */
 static bool
@@ -871,7 +869,7 @@ lock_row(WriteRequest *req, StoredRow *row)
 								 "title, metadata, messages "
 								 "FROM " CP_CONVERSATIONS " "
 								 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								 "AND id OPERATOR(pg_catalog.=) $2 FOR NO KEY UPDATE",
+								 "AND id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
 								 2, types);
 	}
 

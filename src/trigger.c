@@ -45,28 +45,21 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/stratnum.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "commands/async.h"
 #include "lib/stringinfo.h"
 #include "utils/acl.h"
-#include "storage/lmgr.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 #include "utils/rel.h"
-#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
@@ -93,8 +86,9 @@ typedef struct GuardColumns
 /* NOTIFY's payload limit (async.c's NOTIFY_PAYLOAD_MAX_LENGTH, not exported) */
 #define CP_NOTIFY_PAYLOAD_MAX	(BLCKSZ - NAMEDATALEN - 128)
 
-static SPIPlanPtr max_version_plan = NULL;
-static SPIPlanPtr row_version_plan = NULL;
+static SPIPlanPtr lock_floor_plan = NULL;
+static SPIPlanPtr newest_version_plan = NULL;
+static SPIPlanPtr raise_floor_plan = NULL;
 static SPIPlanPtr archive_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
 static SPIPlanPtr archive_prune_plan = NULL;
@@ -132,8 +126,8 @@ static bool is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
 static int64 version_after(int64 version, Datum id);
 static void compute_messages(Datum messages, char *checksum, int32 *count);
 static bool same_varlena(Datum a, Datum b);
-static void wait_for_key_writers(Relation rel, Datum user_id, Datum id);
-static int64 next_version(Relation rel, Datum user_id, Datum id);
+static int64 next_version(Relation rel, Datum user_id, Datum id, bool lock);
+static void raise_floor(Oid owner, Datum user_id, Datum id, int64 version);
 static void archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 							GuardColumns *cols, const char *replaced_by,
 							Jsonb *discarded);
@@ -174,13 +168,22 @@ chatpersist_conversations_guard(PG_FUNCTION_ARGS)
 							  trigdata->tg_newtuple, &cols);
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
-		/* Keep the removed content; the row is deleted as asked */
+		HeapTuple	oldtup = trigdata->tg_trigtuple;
+		TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+		Oid			owner = trigdata->tg_relation->rd_rel->relowner;
+		bool		isnull;
+
+		/*
+		 * Keep the removed content, and the removed version as the key's
+		 * floor (a later row of the key continues above it, whatever
+		 * history keeps); the row is deleted as asked
+		 */
 		CpClearPendingWrite();
-		archive_version(trigdata->tg_relation->rd_rel->relowner,
-						trigdata->tg_trigtuple,
-						RelationGetDescr(trigdata->tg_relation), &cols,
-						"delete", NULL);
-		result = trigdata->tg_trigtuple;
+		archive_version(owner, oldtup, desc, &cols, "delete", NULL);
+		raise_floor(owner, heap_getattr(oldtup, cols.user_id, desc, &isnull),
+					heap_getattr(oldtup, cols.id, desc, &isnull),
+					DatumGetInt64(heap_getattr(oldtup, cols.version, desc, &isnull)));
+		result = oldtup;
 	}
 	else
 		ereport(ERROR,
@@ -282,7 +285,7 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 
 	attnums[0] = cols->version;
 	values[0] = Int64GetDatum(key_null ? 1 :
-							  next_version(rel, user_id, id));
+							  next_version(rel, user_id, id, true));
 	attnums[1] = cols->checksum;
 	values[1] = CStringGetTextDatum(checksum);
 	nulls[1] = isnull;			/* NULL messages: the NOT NULL check reports it */
@@ -336,7 +339,7 @@ is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
 	if (!has_privs_of_role(GetUserId(), rel->rd_rel->relowner))
 		return false;
 	d = heap_getattr(newtup, cols->version, desc, &isnull);
-	return DatumGetInt64(d) >= next_version(rel, user_id, id);
+	return DatumGetInt64(d) >= next_version(rel, user_id, id, false);
 }
 
 /*
@@ -633,92 +636,32 @@ same_varlena(Datum a, Datum b)
 }
 
 /*
- * Wait until no other transaction is inserting, updating or deleting a row
- * of (user_id, id): probe the primary key with a dirty snapshot, as the
- * unique check does, and wait for the first writer found, then probe again.
- * A row that is only locked (FOR ... SHARE/UPDATE) is no writer.  Rows of
- * this transaction are not waited for.
- *
- * One window stays open by construction: a transaction whose INSERT of the
- * same key reaches the index between this probe and this INSERT's own index
- * entry, and that then deletes its row again and commits before this
- * INSERT's unique check looks.  Both INSERTs would have to run their
- * triggers within the same few microseconds.
- */
-static void
-wait_for_key_writers(Relation rel, Datum user_id, Datum id)
-{
-	Relation	index;
-	SnapshotData dirty;
-	ScanKeyData keys[2];
-	TupleTableSlot *slot;
-
-	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
-	slot = table_slot_create(rel, NULL);
-	InitDirtySnapshot(dirty);
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_UUID_EQ, user_id);
-	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[1], F_TEXTEQ, id);
-
-	for (;;)
-	{
-		IndexScanDesc scan;
-		TransactionId xwait = InvalidTransactionId;
-		ItemPointerData tid;
-
-		CHECK_FOR_INTERRUPTS();
-		scan = index_beginscan(rel, index, &dirty, 2, 0);
-		index_rescan(scan, keys, 2, NULL, 0);
-		while (index_getnext_slot(scan, ForwardScanDirection, slot))
-		{
-			xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-			if (TransactionIdIsValid(xwait) &&
-				!TransactionIdIsCurrentTransactionId(xwait))
-			{
-				tid = slot->tts_tid;
-				break;
-			}
-			xwait = InvalidTransactionId;
-		}
-		index_endscan(scan);
-		if (!TransactionIdIsValid(xwait))
-			break;
-		XactLockTableWait(xwait, rel, &tid, XLTW_InsertIndex);
-	}
-
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, NoLock);
-}
-
-/*
  * The version a new row of (user_id, id) gets: one past every version the
- * key has had, so that a re-created conversation never reuses a number
- * that history, or a row being deleted, still gives to other content.
+ * key has had (its live row's, history's, and its floor's: the version a
+ * plain DELETE removed, kept in chatpersist.version_floors even when
+ * history keeps nothing), so that a version never names two contents.
  *
- * The INSERT's own unique check comes after this trigger and may wait for a
+ * The INSERT's unique check comes after this trigger, and may wait for a
  * transaction that deletes the key's row and archives its version; a
- * version read before that wait would be one too small (the version reuse
- * of issue 11).  So this reads, as the table owner and each time with the
+ * version chosen before that wait can be one that history then holds (the
+ * version reuse of issue 11).  So a client INSERT (lock = true) first locks
+ * the key's floor row, creating it if need be (an upsert, as the table
+ * owner), and holds that row lock to the end of its transaction; every
+ * INSERT and every plain DELETE of the key (archive_version) takes the same
+ * row lock.  Then it reads the live row, history and the floor with the
  * latest snapshot (not the transaction's, which under REPEATABLE READ may
- * predate a whole delete and re-create):
- *	1. the key's live row, locked FOR KEY SHARE: a DELETE in progress is
- *	   waited for (the row is then gone and its version is in history), and
- *	   the row can no longer be deleted until this transaction ends, so the
- *	   INSERT then fails on the row (or skips it, ON CONFLICT) instead of
- *	   slipping in behind a later DELETE.  Updates of the row stay allowed
- *	   (KEY SHARE does not conflict with FOR NO KEY UPDATE);
- *	2. the newest archived version, read after that wait.
- * Before either, wait_for_key_writers waits for every other transaction
- * still writing a row of the key (one that inserted it, perhaps deleted it
- * again and archived its version, and has not committed), since neither
- * read can see what such a transaction archives.
+ * predate a whole delete and re-create).  Whatever deleted or inserted the
+ * key before has committed by then and is seen; whatever comes after waits
+ * for this transaction.  Row locks, unlike advisory locks, take no room in
+ * the shared lock table, so a transaction may create any number of
+ * conversations.  Under REPEATABLE READ a floor that a concurrent
+ * transaction changed raises 40001 (retry).
  *
- * The result is one past the larger of the two.  Under REPEATABLE READ a row
- * that a concurrent transaction deleted or updated raises 40001 (retry), as
- * any locking read does.
+ * A restore (lock = false, see is_restore) only reads: it writes no floor,
+ * so that a restore never collides with anything.
  */
 static int64
-next_version(Relation rel, Datum user_id, Datum id)
+next_version(Relation rel, Datum user_id, Datum id, bool lock)
 {
 	Oid			owner = rel->rd_rel->relowner;
 	Datum		args[2] = {user_id, id};
@@ -728,52 +671,93 @@ next_version(Relation rel, Datum user_id, Datum id)
 	Datum		d;
 	int64		newest = 0;
 
-	wait_for_key_writers(rel, user_id, id);
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (row_version_plan == NULL)
+	if (lock_floor_plan == NULL)
 	{
 		Oid			types[2] = {UUIDOID, TEXTOID};
 
-		row_version_plan = CpPrepareKept("SELECT version FROM " CP_CONVERSATIONS " "
-										 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-										 "AND id OPERATOR(pg_catalog.=) $2 "
-										 "FOR KEY SHARE",
-										 2, types);
+		lock_floor_plan = CpPrepareKept("INSERT INTO " CP_VERSION_FLOORS " AS f "
+										"(user_id, conversation_id, version) "
+										"VALUES ($1, $2, 0) "
+										"ON CONFLICT (user_id, conversation_id) "
+										"DO UPDATE SET version = f.version",
+										2, types);
 	}
-	if (max_version_plan == NULL)
+	if (newest_version_plan == NULL)
 	{
 		Oid			types[2] = {UUIDOID, TEXTOID};
 
-		max_version_plan = CpPrepareKept("SELECT pg_catalog.max(version) FROM " CP_HISTORY " "
-										 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-										 "AND conversation_id OPERATOR(pg_catalog.=) $2",
-										 2, types);
+		newest_version_plan = CpPrepareKept("SELECT pg_catalog.max(v) FROM ("
+											"SELECT version FROM " CP_CONVERSATIONS " "
+											"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+											"AND id OPERATOR(pg_catalog.=) $2 "
+											"UNION ALL "
+											"SELECT pg_catalog.max(version) FROM " CP_HISTORY " "
+											"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+											"AND conversation_id OPERATOR(pg_catalog.=) $2 "
+											"UNION ALL "
+											"SELECT version FROM " CP_VERSION_FLOORS " "
+											"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+											"AND conversation_id OPERATOR(pg_catalog.=) $2"
+											") AS versions (v)",
+											2, types);
 	}
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_NOFORCE_RLS);
 
-	if (SPI_execute_snapshot(row_version_plan, args, NULL, GetLatestSnapshot(),
+	if (lock && SPI_execute_plan(lock_floor_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "chatpersist: locking the conversation's version floor failed");
+	if (SPI_execute_snapshot(newest_version_plan, args, NULL, GetLatestSnapshot(),
 							 InvalidSnapshot, false, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "chatpersist: reading the conversation's row failed");
-	if (SPI_processed > 0)
-		newest = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-
-	if (SPI_execute_snapshot(max_version_plan, args, NULL, GetLatestSnapshot(),
-							 InvalidSnapshot, false, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "chatpersist: reading history failed");
+		elog(ERROR, "chatpersist: reading the conversation's versions failed");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull && DatumGetInt64(d) > newest)
+	if (!isnull)
 		newest = DatumGetInt64(d);
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();
 	return newest == 0 ? 1 : version_after(newest, id);
+}
+
+/*
+ * Record that the key (user_id, id) has had the given version: its floor
+ * becomes at least that.  Called by a plain DELETE, which holds the row's
+ * lock; the floor row's lock, taken here until the transaction ends, makes
+ * an INSERT of the key wait until the deletion is committed or rolled back
+ * (see next_version).
+ */
+static void
+raise_floor(Oid owner, Datum user_id, Datum id, int64 version)
+{
+	Datum		args[3] = {user_id, id, Int64GetDatum(version)};
+	Oid			save_userid;
+	int			save_sec_context;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (raise_floor_plan == NULL)
+	{
+		Oid			types[3] = {UUIDOID, TEXTOID, INT8OID};
+
+		raise_floor_plan = CpPrepareKept("INSERT INTO " CP_VERSION_FLOORS " AS f "
+										 "(user_id, conversation_id, version) "
+										 "VALUES ($1, $2, $3) "
+										 "ON CONFLICT (user_id, conversation_id) "
+										 "DO UPDATE SET version = "
+										 "GREATEST(f.version, EXCLUDED.version)",
+										 3, types);
+	}
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+	if (SPI_execute_plan(raise_floor_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "chatpersist: recording the conversation's version floor failed");
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	SPI_finish();
 }
 
 /*
@@ -850,32 +834,7 @@ archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
 	 * the row is only archived; after that, archive and prune are one
 	 * statement (the common case).
 	 */
-	if (depth == 0 && strcmp(replaced_by, "delete") == 0)
-	{
-		/*
-		 * A plain DELETE removes the row, and with it the key's newest
-		 * version number: keep that number (and nothing of the content) in
-		 * one marker row, so that a row inserted later under the same key
-		 * continues after it (next_version) instead of reusing it
-		 */
-		char		empty_checksum[CP_CHECKSUM_LEN + 1];
-
-		args[3] = CStringGetTextDatum("");
-		args[4] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
-		args[5] = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
-		CpChecksumJsonb(DatumGetJsonbP(args[4]), empty_checksum);
-		args[6] = CStringGetTextDatum(empty_checksum);
-		args[7] = Int32GetDatum(0);
-		for (int i = 3; i <= 7; i++)
-			argnulls[i] = ' ';
-		args[12] = (Datum) 0;
-		argnulls[12] = 'n';
-		args[13] = Int64GetDatum(version);
-		argnulls[13] = ' ';
-		if (SPI_execute_plan(archive_prune_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "chatpersist: archiving to history failed");
-	}
-	else if (depth == 0)
+	if (depth == 0)
 	{
 		Datum		pargs[3] = {args[0], args[1], Int64GetDatum(version)};
 

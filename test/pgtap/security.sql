@@ -124,7 +124,7 @@ SELECT results_eq(
 SELECT is(
 	(SELECT string_agg(relname || ':' || relrowsecurity, ',' ORDER BY relname) FROM pg_class
 	  WHERE relnamespace = 'chatpersist'::regnamespace AND relkind = 'r'),
-	'conversations:true,cursor_legacy:true,history:true', 'row-level security is on for every table');
+	'conversations:true,cursor_legacy:true,history:true,version_floors:true', 'row-level security is on for every table');
 SELECT policies_are('chatpersist', 'conversations', ARRAY['conversations_own'],
 	'conversations has exactly the policy conversations_own');
 SELECT policies_are('chatpersist', 'history', ARRAY['history_own'],
