@@ -1,6 +1,6 @@
 # cost.sh: the --cost mode of the benchmark, issue 13's 2.0 cost targets.
 #
-#   bash test/bench/run.sh --cost     # about 8 minutes on 2 cores
+#   bash test/bench/run.sh --cost     # about 6 minutes on 2 cores
 #
 # Sourced by run.sh once it has built and installed the extension, started
 # the throwaway cluster and loaded the data (setup.sql, load.sql, then
@@ -15,8 +15,8 @@
 #      raw CAS UPDATE (raw) against the fast-forward save (cp-ff) at 10
 #      messages; the hand-written load (rpm-load) against
 #      chatpersist.load_conversation (cp-load) at 1000.  Each round runs
-#      every pair for BENCH_SECONDS (2), the pair's order alternating from
-#      round to round; the result is the median of BENCH_ROUNDS (5) rounds
+#      every pair for BENCH_SECONDS (3), the pair's order alternating from
+#      round to round; the result is the median of BENCH_ROUNDS (7) rounds
 #      and the ratio of the medians.  After every append run the
 #      conversations are checked (one new message per call) and brought
 #      back to their length, outside the timing; growth.tsv says how much

@@ -5,7 +5,7 @@
 #   bash test/bench/run.sh --quick    # 2 clients only, shorter (about 3 minutes)
 #   bash test/bench/run.sh --cost     # issue 13's 2.0 cost targets against a
 #                                     # hand-written row-per-message baseline
-#                                     # (about 8 minutes; see test/bench/cost.sh)
+#                                     # (about 6 minutes; see test/bench/cost.sh)
 #
 # Runs as root on Debian 12 with PostgreSQL 15, like test/run.sh: installs
 # what is missing (test/setup.sh, then test/bench/packages), builds and
@@ -43,7 +43,9 @@
 #
 # Settings from the environment, for experiments: BENCH_ROUNDS,
 # BENCH_SECONDS, BENCH_CLIENTS ("1 2 8"), BENCH_SIZES ("10 100 1000 10000"),
-# BENCH_WORKLOADS, BENCH_MEMORY ("10000 200000").
+# BENCH_WORKLOADS, BENCH_MEMORY ("10000 200000"); for --cost, BENCH_ROUNDS
+# (7), BENCH_SECONDS (3), BENCH_SIZES ("10 1000 10000"), BENCH_WAL_CALLS
+# (200) and BENCH_APPEND_USERS_10 (8000), see cost.sh.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -67,8 +69,8 @@ for arg in "$@"; do
 done
 
 if [ "$mode" = cost ]; then
-	rounds=${BENCH_ROUNDS:-5}
-	seconds=${BENCH_SECONDS:-2}
+	rounds=${BENCH_ROUNDS:-7}
+	seconds=${BENCH_SECONDS:-3}
 	clients_list=2
 	warmup=1
 elif [ "$mode" = quick ]; then
