@@ -29,8 +29,9 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 
--- The message every append sends, with its id replaced by a fresh one:
--- about 330 bytes, like the payloads' messages, created after all of them
+-- The message every append sends, with its id replaced by a fresh one
+-- (a uuid): a payload message, about 325 bytes of JSON text with that id,
+-- created after all of them
 CREATE TABLE bench.new_message (msg jsonb NOT NULL);
 INSERT INTO bench.new_message
 SELECT jsonb_set(bench.message(20000, 0), '{id}', to_jsonb(repeat('x', 36)));
