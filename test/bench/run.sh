@@ -3,6 +3,9 @@
 #
 #   bash test/bench/run.sh            # the full run (about 18 minutes)
 #   bash test/bench/run.sh --quick    # 2 clients only, shorter (about 3 minutes)
+#   bash test/bench/run.sh --cost     # issue 13's 2.0 cost targets against a
+#                                     # hand-written row-per-message baseline
+#                                     # (about 6 minutes; see test/bench/cost.sh)
 #
 # Runs as root on Debian 12 with PostgreSQL 15, like test/run.sh: installs
 # what is missing (test/setup.sh, then test/bench/packages), builds and
@@ -40,7 +43,9 @@
 #
 # Settings from the environment, for experiments: BENCH_ROUNDS,
 # BENCH_SECONDS, BENCH_CLIENTS ("1 2 8"), BENCH_SIZES ("10 100 1000 10000"),
-# BENCH_WORKLOADS, BENCH_MEMORY ("10000 200000").
+# BENCH_WORKLOADS, BENCH_MEMORY ("10000 200000"); for --cost, BENCH_ROUNDS
+# (7), BENCH_SECONDS (3), BENCH_SIZES ("10 1000 10000"), BENCH_WAL_CALLS
+# (200) and BENCH_APPEND_USERS_10 (8000), see cost.sh.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -51,18 +56,24 @@ mode=full
 for arg in "$@"; do
 	case $arg in
 		--quick) mode=quick ;;
+		--cost) mode=cost ;;
 		-h | --help)
 			sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 			exit 0
 			;;
 		*)
-			echo "usage: bash test/bench/run.sh [--quick]" >&2
+			echo "usage: bash test/bench/run.sh [--quick | --cost]" >&2
 			exit 2
 			;;
 	esac
 done
 
-if [ "$mode" = quick ]; then
+if [ "$mode" = cost ]; then
+	rounds=${BENCH_ROUNDS:-7}
+	seconds=${BENCH_SECONDS:-3}
+	clients_list=2
+	warmup=1
+elif [ "$mode" = quick ]; then
 	rounds=${BENCH_ROUNDS:-3}
 	seconds=${BENCH_SECONDS:-1}
 	clients_list=${BENCH_CLIENTS:-"2"}
@@ -79,17 +90,42 @@ else
 	memory_steps=${BENCH_MEMORY:-"10000 200000"}
 	warmup=1
 fi
-sizes=${BENCH_SIZES:-"10 100 1000 10000"}
+if [ "$mode" = cost ]; then
+	sizes=${BENCH_SIZES:-"10 1000 10000"}
+else
+	sizes=${BENCH_SIZES:-"10 100 1000 10000"}
+fi
 workloads=${BENCH_WORKLOADS:-"raw raw_hist pl_ff pl_stale cp_ff cp_stale cp_append"}
 read -r -a workload_arr <<<"$workloads"
 
 # Conversations per size: many, so that each client has its own (clients
-# never wait for each other's row locks), and a multiple of 8
+# never wait for each other's row locks), and a multiple of 8.  The cost
+# mode does not run size 100: few conversations there, to load quickly.
 users_for() {
 	case $1 in
-		10 | 100) echo 1000 ;;
+		10) echo 1000 ;;
+		100) if [ "$mode" = cost ]; then echo 8; else echo 1000; fi ;;
 		1000) echo 200 ;;
 		*) echo 40 ;;
+	esac
+}
+
+# The cost mode's append conversations (cost.sql): these grow by one
+# message per call during a run, so at 10 messages there are many, to keep
+# the growth within a run small next to the length
+append_users_for() {
+	case $1 in
+		10) echo "${BENCH_APPEND_USERS_10:-8000}" ;;
+		1000) echo 200 ;;
+		*) echo 40 ;;
+	esac
+}
+
+# The conversations a workload picks from
+users_of() {
+	case $1 in
+		rpm_* | cp_append_new) append_users_for "$2" ;;
+		*) users_for "$2" ;;
 	esac
 }
 
@@ -165,9 +201,19 @@ users_args=()
 for s in 10 100 1000 10000; do
 	users_args+=(-v "users_$s=$(users_for "$s")")
 done
-psql_q "${users_args[@]}" -f "$bench/setup.sql" -f "$bench/sql_merge.sql" \
-	-f "$bench/plpgsql_save.sql" -f "$bench/micro.sql" -f "$bench/memory.sql" >>"$log"
-psql_q -f "$bench/load.sql" >>"$log"
+if [ "$mode" = cost ]; then
+	{
+		psql_q "${users_args[@]}" -f "$bench/setup.sql" -f "$bench/sql_merge.sql" \
+			-f "$bench/plpgsql_save.sql"
+		psql_q -f "$bench/load.sql"
+		psql_q -v append_10="$(append_users_for 10)" -v append_1000="$(append_users_for 1000)" \
+			-v append_10000="$(append_users_for 10000)" -f "$bench/cost.sql"
+	} >>"$log"
+else
+	psql_q "${users_args[@]}" -f "$bench/setup.sql" -f "$bench/sql_merge.sql" \
+		-f "$bench/plpgsql_save.sql" -f "$bench/micro.sql" -f "$bench/memory.sql" >>"$log"
+	psql_q -f "$bench/load.sql" >>"$log"
+fi
 
 # Tables a workload writes, vacuumed after each of its runs
 tables_of() {
@@ -175,6 +221,7 @@ tables_of() {
 		raw) echo "bench.raw_conv" ;;
 		raw_hist) echo "bench.rawh_conv bench.rawh_history" ;;
 		pl_*) echo "bench.pl_conv bench.pl_history" ;;
+		rpm_*) echo "bench.rpm_conv bench.rpm_msg" ;;
 		cp_*) echo "chatpersist.conversations chatpersist.history" ;;
 	esac
 }
@@ -188,12 +235,14 @@ settle() {
 	psql_q "${args[@]}" -c "CHECKPOINT" >>"$log"
 }
 
-# One pgbench run: workload size clients seconds; prints the tps
+# One pgbench run: workload size clients, then how long (-T seconds or -t
+# transactions per client); prints the tps
 run_pgbench() {
-	local w=$1 s=$2 c=$3 t=$4 j res tps
+	local w=$1 s=$2 c=$3 j res tps
+	shift 3
 	j=$((c < 2 ? c : 2))
-	if ! res=$(pgbench -n -M prepared -c "$c" -j "$j" -T "$t" \
-		-D s="$s" -D users="$(users_for "$s")" -D nc="$c" \
+	if ! res=$(pgbench -n -M prepared -c "$c" -j "$j" "$@" \
+		-D s="$s" -D users="$(users_of "$w" "$s")" -D nc="$c" \
 		-f "$bench/workloads/$w.sql" 2>&1); then
 		echo "$res" >>"$log"
 		echo "bench: pgbench failed for $w at size $s with $c clients (see $log)" >&2
@@ -210,13 +259,19 @@ run_pgbench() {
 	echo "$tps"
 }
 
+if [ "$mode" = cost ]; then
+	# shellcheck source=test/bench/cost.sh
+	. "$bench/cost.sh"
+	exit 0
+fi
+
 echo "== throughput (pgbench: $rounds rounds x ${seconds}s per workload, medians)"
 printf 'size\tclients\tround\tworkload\ttps\n' >"$out/tps.tsv"
 nw=${#workload_arr[@]}
 for s in $sizes; do
 	if [ "$warmup" -eq 1 ]; then
 		for w in "${workload_arr[@]}"; do
-			run_pgbench "$w" "$s" 1 1 >/dev/null
+			run_pgbench "$w" "$s" 1 -T 1 >/dev/null
 			settle "$w"
 		done
 	fi
@@ -225,7 +280,7 @@ for s in $sizes; do
 		for ((r = 0; r < rounds; r++)); do
 			for ((i = 0; i < nw; i++)); do
 				w=${workload_arr[$(((i + r) % nw))]}
-				tps=$(run_pgbench "$w" "$s" "$c" "$seconds")
+				tps=$(run_pgbench "$w" "$s" "$c" -T "$seconds")
 				printf '%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$((r + 1))" "$w" "$tps" >>"$out/tps.tsv"
 				settle "$w"
 			done
