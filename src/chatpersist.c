@@ -21,9 +21,11 @@
 #include <limits.h>
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 
 #include "chatpersist.h"
 #include "compat.h"
@@ -165,6 +167,19 @@ CpNullArgument(const char *argname)
 			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 			 errmsg("argument \"%s\" must not be null", argname),
 			 errhint("Pass a value; chatpersist functions do not return NULL for NULL input.")));
+}
+
+/*
+ * The OID of chatpersist.<name>, or InvalidOid if it does not exist: a
+ * table that a later version's script adds is missing until ALTER EXTENSION
+ * UPDATE has run, while this library is already the new one.
+ */
+Oid
+CpExtensionTable(const char *name)
+{
+	Oid			nsp = get_namespace_oid(CP_SCHEMA, true);
+
+	return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
 }
 
 /*

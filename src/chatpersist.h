@@ -255,6 +255,7 @@ extern int64 CpCursorStamp(int64 cursor);
 
 /* Prepare an SPI statement once and keep its plan (chatpersist.c) */
 extern struct _SPI_plan *CpPrepareKept(const char *sql, int nargs, Oid *argtypes);
+extern Oid	CpExtensionTable(const char *name);
 
 /* Raise 22004 for a NULL argument of a chatpersist function */
 extern void CpNullArgument(const char *argname) pg_attribute_noreturn();

@@ -83,7 +83,6 @@
 
 static int	origin = 0;			/* this backend's database's tag, once known */
 
-static Oid	extension_table(const char *name);
 static Oid	relation_owner(Oid relid);
 static int64 untagged_below(void);
 
@@ -234,7 +233,7 @@ PG_FUNCTION_INFO_V1(chatpersist_restamp);
 Datum
 chatpersist_restamp(PG_FUNCTION_ARGS)
 {
-	Oid			relid = extension_table("conversations");
+	Oid			relid = CpExtensionTable("conversations");
 	int			save_nestlevel;
 	int			rc;
 	bool		isnull;
@@ -293,15 +292,6 @@ chatpersist_restamp(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64((int64) count);
 }
 
-/* The OID of chatpersist.<name>, or InvalidOid if it does not exist */
-static Oid
-extension_table(const char *name)
-{
-	Oid			nsp = get_namespace_oid(CP_SCHEMA, true);
-
-	return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
-}
-
 /* The owner of a relation that exists */
 static Oid
 relation_owner(Oid relid)
@@ -331,7 +321,7 @@ relation_owner(Oid relid)
 static int64
 untagged_below(void)
 {
-	Oid			relid = extension_table("cursor_legacy");
+	Oid			relid = CpExtensionTable("cursor_legacy");
 	Oid			save_userid;
 	int			save_sec_context;
 	int64		result = 0;

@@ -89,6 +89,7 @@ typedef struct GuardColumns
 static SPIPlanPtr lock_floor_plan = NULL;
 static SPIPlanPtr newest_version_plan = NULL;
 static SPIPlanPtr raise_floor_plan = NULL;
+static SPIPlanPtr newest_version_1_0_plan = NULL;
 static SPIPlanPtr archive_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
 static SPIPlanPtr archive_prune_plan = NULL;
@@ -111,6 +112,21 @@ static SPIPlanPtr archive_prune_plan = NULL;
 	"WHERE user_id OPERATOR(pg_catalog.=) $1 " \
 	"AND conversation_id OPERATOR(pg_catalog.=) $2 " \
 	"AND version OPERATOR(pg_catalog.<=) " limit
+
+/*
+ * next_version's read: the newest version of the key among its live row,
+ * history and (1.1, the extra branch) its floor
+ */
+#define CP_NEWEST_VERSION_SQL(floor_branch) \
+	"SELECT pg_catalog.max(v) FROM (" \
+	"SELECT version FROM " CP_CONVERSATIONS " " \
+	"WHERE user_id OPERATOR(pg_catalog.=) $1 " \
+	"AND id OPERATOR(pg_catalog.=) $2 " \
+	"UNION ALL " \
+	"SELECT pg_catalog.max(version) FROM " CP_HISTORY " " \
+	"WHERE user_id OPERATOR(pg_catalog.=) $1 " \
+	"AND conversation_id OPERATOR(pg_catalog.=) $2 " \
+	floor_branch ") AS versions (v)"
 
 static Oid	archive_types[14] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, JSONBOID,
 	JSONBOID, TEXTOID, INT4OID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
@@ -667,13 +683,22 @@ next_version(Relation rel, Datum user_id, Datum id, bool lock)
 	Datum		args[2] = {user_id, id};
 	Oid			save_userid;
 	int			save_sec_context;
+	bool		floors;
+	SPIPlanPtr	newest_plan;
 	bool		isnull;
 	Datum		d;
 	int64		newest = 0;
 
+	/*
+	 * Before ALTER EXTENSION ... UPDATE to 1.1 there is no floor table (this
+	 * library already runs on the 1.0 schema): then only row and history
+	 * count, unlocked, as in 1.0
+	 */
+	floors = OidIsValid(CpExtensionTable("version_floors"));
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (lock_floor_plan == NULL)
+	if (floors && lock_floor_plan == NULL)
 	{
 		Oid			types[2] = {UUIDOID, TEXTOID};
 
@@ -684,33 +709,33 @@ next_version(Relation rel, Datum user_id, Datum id, bool lock)
 										"DO UPDATE SET version = f.version",
 										2, types);
 	}
-	if (newest_version_plan == NULL)
+	if (floors && newest_version_plan == NULL)
 	{
 		Oid			types[2] = {UUIDOID, TEXTOID};
 
-		newest_version_plan = CpPrepareKept("SELECT pg_catalog.max(v) FROM ("
-											"SELECT version FROM " CP_CONVERSATIONS " "
-											"WHERE user_id OPERATOR(pg_catalog.=) $1 "
-											"AND id OPERATOR(pg_catalog.=) $2 "
-											"UNION ALL "
-											"SELECT pg_catalog.max(version) FROM " CP_HISTORY " "
-											"WHERE user_id OPERATOR(pg_catalog.=) $1 "
-											"AND conversation_id OPERATOR(pg_catalog.=) $2 "
-											"UNION ALL "
-											"SELECT version FROM " CP_VERSION_FLOORS " "
-											"WHERE user_id OPERATOR(pg_catalog.=) $1 "
-											"AND conversation_id OPERATOR(pg_catalog.=) $2"
-											") AS versions (v)",
-											2, types);
+		newest_version_plan =
+			CpPrepareKept(CP_NEWEST_VERSION_SQL("UNION ALL "
+												"SELECT version FROM " CP_VERSION_FLOORS " "
+												"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+												"AND conversation_id OPERATOR(pg_catalog.=) $2"),
+						  2, types);
 	}
+	if (!floors && newest_version_1_0_plan == NULL)
+	{
+		Oid			types[2] = {UUIDOID, TEXTOID};
+
+		newest_version_1_0_plan = CpPrepareKept(CP_NEWEST_VERSION_SQL(""), 2, types);
+	}
+	newest_plan = floors ? newest_version_plan : newest_version_1_0_plan;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_NOFORCE_RLS);
 
-	if (lock && SPI_execute_plan(lock_floor_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+	if (floors && lock &&
+		SPI_execute_plan(lock_floor_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "chatpersist: locking the conversation's version floor failed");
-	if (SPI_execute_snapshot(newest_version_plan, args, NULL, GetLatestSnapshot(),
+	if (SPI_execute_snapshot(newest_plan, args, NULL, GetLatestSnapshot(),
 							 InvalidSnapshot, false, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "chatpersist: reading the conversation's versions failed");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -735,6 +760,9 @@ raise_floor(Oid owner, Datum user_id, Datum id, int64 version)
 	Datum		args[3] = {user_id, id, Int64GetDatum(version)};
 	Oid			save_userid;
 	int			save_sec_context;
+
+	if (!OidIsValid(CpExtensionTable("version_floors")))
+		return;					/* the 1.0 schema: history is all there is */
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

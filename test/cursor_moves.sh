@@ -9,7 +9,8 @@
 #	  every move a device's old cursor, its old cursor as 1.0 gave it (the
 #	  bare stamp), a cursor of 0 and a cursor taken after the move all see
 #	  every change made after the move, and the three "from before" cursors
-#	  see every row.  Then the 1.0 to 1.1 upgrade: rows, versions,
+#	  see every row.  Then the 1.0 to 1.1 upgrade: rows, versions, version
+#	  floors of keys 1.0 removed with a plain DELETE,
 #	  checksums and untagged cursors survive ALTER EXTENSION UPDATE, and an
 #	  upgraded database has the same objects and trigger states as a fresh
 #	  one.
@@ -260,6 +261,10 @@ CREATE EXTENSION chatpersist VERSION '1.0';
 SELECT chatpersist.save_conversation('$U', 'u1', 'one', '[{"id":"m1"}]');
 SELECT chatpersist.save_conversation('$U', 'u2', 'two', '[{"id":"m1"}]');
 SELECT chatpersist.append_messages('$U', 'u2', '[{"id":"m2"}]');
+-- a key that 1.0 removed with a plain DELETE (its version 2 is archived)
+SELECT chatpersist.save_conversation('$U', 'u3', 'three', '[{"id":"m1"}]');
+SELECT chatpersist.append_messages('$U', 'u3', '[{"id":"m2"}]');
+DELETE FROM chatpersist.conversations WHERE user_id = '$U' AND id = 'u3';
 SQL
 rows "$p" cm_up >"$tmpdir/up.before"
 # the cursor a 1.0 device holds: the bare stamp of the newest change
@@ -277,6 +282,12 @@ eq "upgrade: the 1.0 cursor sees the change made after the upgrade, and only it"
 	"$(q "$p" cm_up "SELECT string_agg(conversation_id || ' v' || version, ',') FROM chatpersist.changes_since('$U', $legacy)")" "u1 v2"
 eq "upgrade: cursors now carry this database's origin" \
 	"$(q "$p" cm_up "SELECT bool_and(cursor >> 40 = chatpersist.cursor_origin()) FROM chatpersist.changes_since('$U', 0)")" t
+eq "upgrade: a key 1.0 removed with a plain DELETE gets its version floor" \
+	"$(q "$p" cm_up "SELECT version FROM chatpersist.version_floors WHERE user_id = '$U' AND conversation_id = 'u3'")" 2
+eq "upgrade: keys with a row get no floor from the upgrade" \
+	"$(q "$p" cm_up "SELECT count(*) FROM chatpersist.version_floors WHERE conversation_id <> 'u3'")" 0
+eq "upgrade: the removed key, inserted again, continues above its floor" \
+	"$(q "$p" cm_up "INSERT INTO chatpersist.conversations (user_id, id) VALUES ('$U', 'u3') RETURNING version")" 3
 q "$p" cm_fresh "CREATE EXTENSION chatpersist" >/dev/null
 members()
 {

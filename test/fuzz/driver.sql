@@ -304,6 +304,8 @@ DECLARE
 	hv			int8[];
 	hmin		int8;
 	hmax		int8;
+	fmax		int8;
+	vmax		int8;
 	hcount		int;
 	hrow		chatpersist.history;
 	hrow_found	bool;
@@ -381,17 +383,22 @@ BEGIN
 			kt := CASE WHEN cardinality(t) >= 1 THEN t[1] END;
 			pre_found := false;
 			hv := '{}';
+			fmax := NULL;
 			IF keyed AND ku IS NOT NULL AND kt IS NOT NULL THEN
 				SELECT * INTO pre FROM chatpersist.conversations WHERE user_id = ku AND id = kt;
 				pre_found := FOUND;
 				SELECT coalesce(array_agg(version ORDER BY version), '{}') INTO hv
 				FROM chatpersist.history WHERE user_id = ku AND conversation_id = kt;
+				SELECT version INTO fmax
+				FROM chatpersist.version_floors WHERE user_id = ku AND conversation_id = kt;
 			END IF;
 			IF NOT pre_found THEN
 				pre := NULL;
 			END IF;
 			hmin := hv[1];
 			hmax := hv[cardinality(hv)];
+			/* the newest version the key has had without a row: history, or the floor a DELETE left */
+			vmax := GREATEST(hmax, fmax);
 			FOR k IN 1 .. coalesce(array_length(raw_i8, 1), 0) LOOP
 				BEGIN
 					i8 := array_append(i8, CASE WHEN raw_i8[k] IS NULL THEN NULL
@@ -563,9 +570,9 @@ BEGIN
 											 res, post.version, post.checksum, post.message_count);
 						END IF;
 						IF post.version::numeric IS DISTINCT FROM
-							(CASE WHEN pre_found THEN pre.version::numeric + 1 ELSE coalesce(hmax, 0) + 1 END) THEN
-							f := f || format('version went from %s (history max %s) to %s',
-											 pre.version, hmax, post.version);
+							(CASE WHEN pre_found THEN pre.version::numeric + 1 ELSE coalesce(vmax, 0) + 1 END) THEN
+							f := f || format('version went from %s (history max or floor %s) to %s',
+											 pre.version, vmax, post.version);
 						END IF;
 						IF post.last_modified <> now() OR post.change_xid <> pg_current_xact_id() THEN
 							f := f || 'last_modified or change_xid not stamped by this write'::text;
@@ -661,7 +668,7 @@ BEGIN
 						 * last_modified, and the checksum of its messages
 						 */
 						restore_ins := NOT c.as_client AND c.meta -> 'cols' ? 'version'
-							AND i8[1] >= 1 AND i8[1] > coalesce(hmax, 0)
+							AND i8[1] >= 1 AND i8[1] > coalesce(vmax, 0)
 							AND c.meta -> 'cols' ? 'checksum'
 							AND t[3] IS NOT DISTINCT FROM chatpersist.checksum(coalesce(j[1], '[]'))
 							AND NOT (c.meta -> 'cols' ? 'last_modified' AND t[5] IS NULL);
@@ -670,10 +677,10 @@ BEGIN
 							IF post.version IS DISTINCT FROM i8[1] THEN
 								f := f || format('a restore INSERT of version %s stored version %s', i8[1], post.version);
 							END IF;
-						ELSIF post.version::numeric IS DISTINCT FROM coalesce(hmax, 0) + 1
+						ELSIF post.version::numeric IS DISTINCT FROM coalesce(vmax, 0) + 1
 							OR post.last_modified <> now() THEN
-							f := f || format('INSERT got version %s (history max %s) or a client last_modified',
-											 post.version, hmax);
+							f := f || format('INSERT got version %s (history max or floor %s) or a client last_modified',
+											 post.version, vmax);
 						END IF;
 						IF post.change_xid <> pg_current_xact_id() THEN
 							f := f || 'INSERT: change_xid is not this transaction'::text;
@@ -695,7 +702,9 @@ BEGIN
 					ELSIF post.title IS DISTINCT FROM pre.title
 						OR post.messages::text IS DISTINCT FROM pre.messages::text
 						OR post.metadata::text IS DISTINCT FROM pre.metadata::text
-						OR post.deleted IS DISTINCT FROM pre.deleted THEN
+						OR post.deleted IS DISTINCT FROM pre.deleted
+						/* an ORM's version = stored + 1 writes a version even unchanged */
+						OR (c.meta -> 'set' ? 'version' AND i8[1] = pre.version + 1) THEN
 						IF post.version::numeric IS DISTINCT FROM pre.version::numeric + 1 THEN
 							f := f || format('content changed, but version went from %s to %s', pre.version, post.version);
 						END IF;

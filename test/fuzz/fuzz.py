@@ -1452,7 +1452,8 @@ class Generator:
                 return {"ok"}                 # no row: the trigger never fires
             if newkey and pre["version"] is not None:
                 return {"0A000"}
-            if "version" in names and info["i8"][0] != pre["version"]:
+            # the stored version, or it plus one (ORMs' optimistic locking)
+            if "version" in names and info["i8"][0] not in (pre["version"], pre["version"] + 1):
                 return {"40001"}
             # content is validated only when it changed (invalid content always differs)
             out = set(content)
