@@ -11,7 +11,8 @@
 # dump and restore round trip (test/dump_restore.sh), the change cursor
 # across restores and replication (test/cursor_moves.sh), the fuzzer
 # (test/fuzz.sh), the node-postgres client example's tests
-# (examples/node), the lost-update soak (test/soak/soak.pl,
+# (examples/node), the differential test against the last 1.x build
+# rebuilt from git history (test/differential.sh), the lost-update soak (test/soak/soak.pl,
 # CP_SOAK_SECONDS, default 40), the Perl TAP tests (test/tap.sh: the crash
 # recovery test with CP_CRASH_CYCLES, default 8, on clusters of their
 # own), a short libFuzzer run of src/canon.h (test/fuzz/run_canon_fuzz.sh),
@@ -155,6 +156,10 @@ echo "== change cursors across moves of the data (test/cursor_moves.sh, clusters
 bash test/cursor_moves.sh 2>&1 | tee .cursor_moves.log
 record_from_log cursor_moves .cursor_moves.log
 
+echo "== the 1.x oracle against this build (test/differential.sh, ${DIFF_COUNT:-3000} calls, clusters of its own)"
+bash test/differential.sh 2>&1 | tee .differential.log
+record_from_log differential .differential.log
+
 echo "== lost-update soak (test/soak/soak.pl, ${CP_SOAK_SECONDS:-40} s)"
 createdb chatpersist_soak
 psql -X -q -d chatpersist_soak -c "CREATE EXTENSION chatpersist"
@@ -205,7 +210,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .cursor_moves.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log .fuzz.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .cursor_moves.log .differential.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log .fuzz.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"

@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""
+differential.py: replay one random sequence of chatpersist calls against two
+servers, the oracle (the last 1.x build, test/oracle.sh) and the build under
+test, and compare what each returns.
+
+Usage: differential.py --oracle DSN --subject DSN [--count N] [--seed S]
+
+Both databases must have chatpersist created and be empty of chat rows.
+Each call runs on the oracle, then on the subject, in a transaction of its
+own.  Compared, call by call:
+  - the outcome: the same SQLSTATE on both sides, or success on both;
+  - a write's save_result: status, version, checksum, message_count,
+    conflicts;
+  - after every write, the conversation as load_conversation returns it
+    (title, metadata, messages, version, checksum, message_count, deleted,
+    created_at set or not) and its history (version, title, metadata,
+    messages, checksum, message_count, deleted, replaced_by, discarded);
+  - reads (load_conversations, changes_since without its cursor values,
+    merge_messages, checksum) by their results.
+Timestamps and cursors are left out: they differ between two servers by
+nature.  The generator keeps per conversation the versions it has seen, so
+that saves come with current, stale, very old, missing and future expected
+versions, and messages reuse a small pool of ids with edits, tombstones,
+timestamps and repeated ids.
+
+--break-subject is the self-test: the subject keeps 2 versions of history
+instead of 10, which the comparison must report.
+
+Prints one line per difference (the first 20 in full) and ends with
+    differential: N passed, M failed
+where each call counts once.  Exit status 1 if anything differed.
+"""
+
+import argparse
+import json
+import random
+import sys
+
+import psycopg2
+
+USERS = ["0d1ff000-0000-4000-8000-00000000000%d" % i for i in range(1, 4)]
+CONVS = ["c1", "c2", "c3", "trip"]
+WORDS = ["hi", "where", "Lisbon", "ok", "é", "🙂", "a\nb", "\"q\"", "1.50", ""]
+
+
+class Gen:
+    def __init__(self, seed):
+        self.r = random.Random(seed)
+        self.seen = {}          # (user, conv) -> versions a device has seen
+        self.clock = 1733300000000
+
+    def key(self):
+        return self.r.choice(USERS), self.r.choice(CONVS)
+
+    def message(self):
+        r = self.r
+        m = {"id": "m%d" % r.randint(1, 12)}
+        if r.random() < 0.8:
+            m["role"] = r.choice(["user", "assistant"])
+            m["content"] = " ".join(r.choice(WORDS) for _ in range(r.randint(1, 4)))
+        if r.random() < 0.6:
+            self.clock += r.randint(0, 5000)
+            m["created_at"] = self.clock if r.random() < 0.8 else "2024-12-04T10:00:%02dZ" % r.randint(0, 59)
+        if r.random() < 0.3:
+            m["updated_at"] = self.clock + r.randint(-3000, 3000)
+        if r.random() < 0.1:
+            m["deleted"] = True
+        if r.random() < 0.1:
+            m["extra"] = {"n": r.choice([1, 1.0, 2.50, -0.0]), "t": r.choice([True, None, "x"])}
+        return m
+
+    def messages(self, lo=0, hi=5):
+        msgs = [self.message() for _ in range(self.r.randint(lo, hi))]
+        if self.r.random() < 0.05 and msgs:
+            msgs.append(dict(msgs[0]))          # a repeated id: 22023 on both
+        return msgs
+
+    def expected(self, k):
+        seen = self.seen.get(k, [])
+        c = self.r.random()
+        if not seen or c < 0.25:
+            return None
+        if c < 0.6:
+            return seen[-1]
+        if c < 0.85:
+            return self.r.choice(seen)
+        if c < 0.95:
+            return max(1, seen[-1] - self.r.randint(1, 15))
+        return seen[-1] + self.r.randint(1, 3)
+
+    def call(self):
+        r = self.r
+        u, c = self.key()
+        k = (u, c)
+        op = r.choices(["save", "append", "delete", "restore", "merge2", "merge3",
+                        "checksum", "load_all", "changes"],
+                       [34, 26, 6, 6, 6, 6, 4, 6, 6])[0]
+        if op == "save":
+            args = [u, c, r.choice(["T", "Trip", None]), json.dumps(self.messages()),
+                    r.random() < 0.1, self.expected(k),
+                    json.dumps({"pin": r.random() < 0.5}) if r.random() < 0.3 else None]
+            return k, op, ("SELECT row_to_json(s)::text FROM chatpersist.save_conversation("
+                           "%s, %s, %s, %s::jsonb, p_force_overwrite => %s, "
+                           "p_expected_version => %s, p_metadata => %s::jsonb) s"), args
+        if op == "append":
+            args = [u, c, json.dumps(self.messages(1, 3)), self.expected(k) if r.random() < 0.5 else None]
+            return k, op, ("SELECT row_to_json(s)::text FROM chatpersist.append_messages("
+                           "%s, %s, %s::jsonb, %s) s"), args
+        if op == "delete":
+            args = [u, c, self.expected(k) if r.random() < 0.5 else None]
+            return k, op, "SELECT row_to_json(s)::text FROM chatpersist.delete_conversation(%s, %s, %s) s", args
+        if op == "restore":
+            seen = self.seen.get(k, [1])
+            args = [u, c, r.choice(seen + [0, 99])]
+            return k, op, "SELECT row_to_json(s)::text FROM chatpersist.restore_version(%s, %s, %s) s", args
+        if op == "merge2":
+            return None, op, "SELECT chatpersist.merge_messages(%s::jsonb, %s::jsonb)::text", \
+                [json.dumps(self.messages()), json.dumps(self.messages())]
+        if op == "merge3":
+            return None, op, "SELECT chatpersist.merge_messages(%s::jsonb, %s::jsonb, %s::jsonb)::text", \
+                [json.dumps(self.messages()), json.dumps(self.messages()), json.dumps(self.messages())]
+        if op == "checksum":
+            return None, op, "SELECT chatpersist.checksum(%s::jsonb)", [json.dumps(self.messages())]
+        if op == "load_all":
+            return None, op, ("SELECT coalesce(json_agg(json_build_array(id, version, checksum, title, "
+                              "messages, metadata) ORDER BY id), '[]')::text "
+                              "FROM chatpersist.load_conversations(%s)"), [u]
+        return None, op, ("SELECT coalesce(json_agg(json_build_array(conversation_id, version, "
+                          "checksum, deleted) ORDER BY conversation_id, version), '[]')::text "
+                          "FROM chatpersist.changes_since(%s, 0)"), [u]
+
+
+STATE_SQL = (
+    "SELECT json_build_object("
+    " 'row', (SELECT row_to_json(x) FROM (SELECT title, metadata, messages, version, checksum,"
+    "         message_count, deleted, created_at IS NOT NULL AS has_created"
+    "         FROM chatpersist.conversations WHERE user_id = %s AND id = %s) x),"
+    " 'history', (SELECT coalesce(json_agg(x ORDER BY x.version), '[]') FROM ("
+    "         SELECT version, title, metadata, messages, checksum, message_count, deleted,"
+    "                replaced_by, discarded"
+    "         FROM chatpersist.history WHERE user_id = %s AND conversation_id = %s) x))::text")
+
+
+def run(conn, sql, args):
+    """One call in a transaction of its own: ('ok', text) or ('error', sqlstate)."""
+    with conn.cursor() as cur:
+        try:
+            cur.execute(sql, args)
+            row = cur.fetchone()
+            conn.commit()
+            return ("ok", row[0] if row else None)
+        except psycopg2.Error as e:
+            conn.rollback()
+            return ("error", e.pgcode)
+
+
+def state(conn, k):
+    with conn.cursor() as cur:
+        cur.execute(STATE_SQL, [k[0], k[1], k[0], k[1]])
+        s = cur.fetchone()[0]
+    conn.commit()
+    return s
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--oracle", required=True)
+    ap.add_argument("--subject", required=True)
+    ap.add_argument("--count", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--break-subject", action="store_true",
+                    help="self-test: keep less history on the subject, which must be reported")
+    a = ap.parse_args()
+    seed = a.seed if a.seed is not None else random.SystemRandom().randint(1, 2**31)
+    print("differential: seed %d, %d calls" % (seed, a.count))
+    oracle = psycopg2.connect(a.oracle)
+    subject = psycopg2.connect(a.subject)
+    if a.break_subject:
+        with subject.cursor() as cur:
+            cur.execute("SET chatpersist.history_depth = 2")
+        subject.commit()
+    g = Gen(seed)
+    passed = failed = 0
+    by_op = {}
+    for n in range(a.count):
+        k, op, sql, args = g.call()
+        want = run(oracle, sql, args)
+        got = run(subject, sql, args)
+        problems = []
+        if want != got:
+            problems.append("result: oracle %r, subject %r" % (want, got))
+        if k is not None:
+            ws, gs = state(oracle, k), state(subject, k)
+            if ws != gs:
+                problems.append("state of %s/%s: oracle %s, subject %s" % (k[0], k[1], ws, gs))
+            if want[0] == "ok" and want[1]:
+                v = json.loads(want[1]).get("version")
+                if v is not None and v not in g.seen.setdefault(k, []):
+                    g.seen[k].append(v)
+        by_op[op] = by_op.get(op, 0) + 1
+        if problems:
+            failed += 1
+            if failed <= 20:
+                print("FAIL call %d (%s): %s %s" % (n, op, sql % tuple(repr(x) for x in args), problems))
+        else:
+            passed += 1
+    print("differential: calls by function: %s" % ", ".join("%s %d" % kv for kv in sorted(by_op.items())))
+    print("differential: reproduce with --seed %d --count %d" % (seed, a.count))
+    print("differential: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
