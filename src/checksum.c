@@ -50,6 +50,7 @@
 
 #include "canon.h"
 #include "chatpersist.h"
+#include "pginternals.h"
 
 /* Size of the text buffer between the jsonb walk and the XXH3 state */
 #define CP_HASH_BUFSIZE			8192
@@ -329,7 +330,7 @@ text_hash_numeric_out(CpTextHash *th, char *dst, Numeric num)
  * Append a child of a container, whose data is at base + start (see
  * text_hash_container): a scalar as JsonbToCString prints it, or a nested
  * container.  A numeric or a container starts at the next 4-byte boundary,
- * as in fillJsonbValue.
+ * as in fillJsonbValue (cp_jsonb_child_start, pginternals.h).
  */
 static inline char *
 text_hash_child(CpTextHash *th, char *dst, JEntry entry, const char *base,
@@ -340,7 +341,7 @@ text_hash_child(CpTextHash *th, char *dst, JEntry entry, const char *base,
 		case JENTRY_ISSTRING:
 			return text_hash_string(th, dst, base + start, end - start);
 		case JENTRY_ISNUMERIC:
-			return text_hash_numeric(th, dst, (Numeric) (base + INTALIGN(start)));
+			return text_hash_numeric(th, dst, (Numeric) cp_jsonb_child_start(entry, base, start));
 		case JENTRY_ISBOOL_TRUE:
 			dst = text_hash_room(th, dst, 4);
 			memcpy(dst, "true", 4);
@@ -355,7 +356,7 @@ text_hash_child(CpTextHash *th, char *dst, JEntry entry, const char *base,
 			return dst + 4;
 		case JENTRY_ISCONTAINER:
 			return text_hash_container(th, dst,
-									   (JsonbContainer *) (base + INTALIGN(start)));
+									   (JsonbContainer *) cp_jsonb_child_start(entry, base, start));
 		default:
 			elog(ERROR, "unknown jsonb entry type: %u",
 				 (unsigned int) (entry & JENTRY_TYPEMASK));
@@ -395,7 +396,7 @@ text_hash_container(CpTextHash *th, char *dst, JsonbContainer *jc)
 		uint32		kstart = 0;
 		uint32		vstart = 0;
 
-		base = (const char *) &children[count * 2];
+		base = cp_jsonb_children_data(jc);
 
 		/* The values' data follow all of the keys' */
 		for (i = 0; i < count; i++)
@@ -436,7 +437,7 @@ text_hash_container(CpTextHash *th, char *dst, JsonbContainer *jc)
 	}
 
 	Assert(JsonContainerIsArray(jc));
-	base = (const char *) &children[count];
+	base = cp_jsonb_children_data(jc);
 
 	if (JsonContainerIsScalar(jc))
 	{

@@ -29,11 +29,13 @@
 #include "port/pg_bswap.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 
 #include "canon.h"
 #include "chatpersist.h"
+#include "pginternals.h"
 
 /* The fields of a message that parse_message reads (see find_fields) */
 #define CP_FIELD_ID				0
@@ -97,7 +99,7 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 	 * their data, a container starting 4-byte aligned), as the jsonb
 	 * iterator would but without copying each element into a JsonbValue
 	 */
-	base = (const char *) &children[n];
+	base = cp_jsonb_children_data(&jb->root);
 	for (i = 0; i < n; i++)
 	{
 		JEntry		entry = children[i];
@@ -107,7 +109,7 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 		JBE_ADVANCE_OFFSET(end, entry);
 		CHECK_FOR_INTERRUPTS();
 
-		obj = (JsonbContainer *) (base + INTALIGN(start));
+		obj = (JsonbContainer *) cp_jsonb_child_start(entry, base, start);
 		if (!JBE_ISCONTAINER(entry) || !JsonContainerIsObject(obj))
 			CpReject(
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -364,10 +366,7 @@ CpBuildArray(CpMessage **msgs, int n)
 			memset(data + datalen, 0, start - datalen);
 		memcpy(data + start, msgs[i]->obj, msgs[i]->objlen);
 
-		if ((i % JB_OFFSET_STRIDE) == 0)
-			entries[i] = JENTRY_ISCONTAINER | JENTRY_HAS_OFF | (uint32) end;
-		else
-			entries[i] = JENTRY_ISCONTAINER | (uint32) (end - datalen);
+		entries[i] = cp_jsonb_container_entry(i, (uint32) end, (uint32) (end - datalen));
 		datalen = end;
 	}
 
@@ -381,7 +380,7 @@ CpBuildArray(CpMessage **msgs, int n)
  * This reads the object's binary layout (jsonb.h): one JEntry per key, then
  * one per value in the same order, then their data; a JEntry holds the
  * child's length or its end offset (JBE_ADVANCE_OFFSET).  The values are
- * filled in as fillJsonbValue does.  getKeyJsonValueFromContainer would
+ * filled in as fillJsonbValue does (pginternals.h).  getKeyJsonValueFromContainer would
  * binary-search the keys once per field, recomputing offsets each time,
  * which was a third of a merge's cost.
  */
@@ -390,7 +389,7 @@ find_fields(JsonbContainer *obj, JsonbValue *fields, bool *found)
 {
 	uint32		count = JsonContainerSize(obj);
 	const JEntry *children = obj->children;
-	const char *base = (const char *) &children[count * 2];
+	const char *base = cp_jsonb_children_data(obj);
 	uint32		kstart = 0;
 	uint32		vstart = 0;
 	uint32		i;
@@ -410,7 +409,6 @@ find_fields(JsonbContainer *obj, JsonbValue *fields, bool *found)
 		uint32		vend = vstart;
 		const char *key = base + kstart;
 		int			f = -1;
-		JsonbValue *v;
 
 		JBE_ADVANCE_OFFSET(kend, children[i]);
 		JBE_ADVANCE_OFFSET(vend, ventry);
@@ -435,34 +433,8 @@ find_fields(JsonbContainer *obj, JsonbValue *fields, bool *found)
 
 		if (f >= 0)
 		{
-			v = &fields[f];
 			found[f] = true;
-			switch (ventry & JENTRY_TYPEMASK)
-			{
-				case JENTRY_ISSTRING:
-					v->type = jbvString;
-					v->val.string.val = (char *) base + vstart;
-					v->val.string.len = vend - vstart;
-					break;
-				case JENTRY_ISNUMERIC:
-					v->type = jbvNumeric;
-					v->val.numeric = (Numeric) (base + INTALIGN(vstart));
-					break;
-				case JENTRY_ISBOOL_TRUE:
-				case JENTRY_ISBOOL_FALSE:
-					v->type = jbvBool;
-					v->val.boolean = JBE_ISBOOL_TRUE(ventry);
-					break;
-				case JENTRY_ISNULL:
-					v->type = jbvNull;
-					break;
-				default:
-					Assert(JBE_ISCONTAINER(ventry));
-					v->type = jbvBinary;
-					v->val.binary.data = (JsonbContainer *) (base + INTALIGN(vstart));
-					v->val.binary.len = vend - INTALIGN(vstart);
-					break;
-			}
+			cp_jsonb_fill_value(&fields[f], ventry, base, vstart, vend);
 		}
 
 		kstart = kend;
@@ -741,23 +713,6 @@ read_digits(const char **p, const char *end, int n, int *out)
 	return true;
 }
 
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar */
-static int64
-days_from_civil(int y, int m, int d)
-{
-	int64		era;
-	int			yoe;
-	int			doy;
-	int			doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (int) (y - era * 400);
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /*
  * Strict ISO-8601 parser, independent of the session's time zone and of
  * PostgreSQL's special inputs such as 'now' (so that the merge stays
@@ -768,7 +723,6 @@ days_from_civil(int y, int m, int d)
 static bool
 parse_iso8601(const char *s, int len, double *ms)
 {
-	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	const char *p = s;
 	const char *end = s + len;
 	int			year,
@@ -779,16 +733,12 @@ parse_iso8601(const char *s, int len, double *ms)
 				second = 0;
 	int64		nanos = 0;		/* the fraction, exactly, to 9 digits */
 	int			offset_min = 0;
-	bool		leap;
 
 	if (!read_digits(&p, end, 4, &year) || p >= end || *p++ != '-' ||
 		!read_digits(&p, end, 2, &month) || p >= end || *p++ != '-' ||
 		!read_digits(&p, end, 2, &day))
 		return false;
-	if (month < 1 || month > 12 || day < 1 || day > mdays[month - 1])
-		return false;
-	leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-	if (month == 2 && day == 29 && !leap)
+	if (month < 1 || month > 12 || day < 1 || day > day_tab[isleap(year)][month - 1])
 		return false;
 
 	if (p < end && (*p == 'T' || *p == 't' || *p == ' '))
@@ -853,7 +803,7 @@ parse_iso8601(const char *s, int len, double *ms)
 	if (p != end)
 		return false;
 
-	*ms = ((double) days_from_civil(year, month, day) * 86400.0 +
+	*ms = ((double) (date2j(year, month, day) - UNIX_EPOCH_JDATE) * 86400.0 +
 		   hour * 3600.0 + minute * 60.0 + second - offset_min * 60.0) * 1000.0 +
 		(double) nanos / 1000000.0;
 	return true;
