@@ -2,7 +2,7 @@
 EXTENSION      = chatpersist
 EXTVERSION     = 1.1
 MODULE_big     = $(EXTENSION)
-OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/save.o src/load.o src/trigger.o src/stats.o src/security.o src/migrate.o src/cursor.o
+OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/note.o src/save.o src/history.o src/load.o src/trigger.o src/stats.o src/security.o src/migrate.o src/cursor.o
 # test-only objects that test/sanitize.sh links into its own builds
 OBJS          += $(CP_TEST_OBJS)
 DATA           = $(wildcard src/$(EXTENSION)--*.sql)
@@ -14,7 +14,7 @@ REGRESS_OPTS   = --load-extension=$(EXTENSION)
 ISOLATION      = save_race first_save_race stale_update save_vs_update repeatable_read serializable stale_base changes_order append_race append_vs_delete restore_vs_save notify version_reuse migrate_vs_append
 ISOLATION_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
-PG_CFLAGS     += -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+PG_CFLAGS     += -Wall -Wextra -Wno-unused-parameter
 PG_CONFIG     ?= pg_config
 PGXS          := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

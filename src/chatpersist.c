@@ -20,12 +20,16 @@
 
 #include <limits.h>
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "chatpersist.h"
 #include "compat.h"
@@ -40,14 +44,7 @@ bool		cp_debug = false;
 bool		cp_notify = false;
 char	   *cp_user_id = NULL;
 
-/* The trusted-write note, see chatpersist.h */
-CpWriteNote CpPendingWrite;
-
 void		_PG_init(void);
-
-static void clear_note_at_xact_end(XactEvent event, void *arg);
-static void clear_note_at_subxact_end(SubXactEvent event, SubTransactionId mySubid,
-									  SubTransactionId parentSubid, void *arg);
 
 /*
  * Module load: define the GUCs.  Limits are PGC_SUSET so that a client
@@ -120,40 +117,7 @@ _PG_init(void)
 
 	CpStatsInit();
 
-	RegisterXactCallback(clear_note_at_xact_end, NULL);
-	RegisterSubXactCallback(clear_note_at_subxact_end, NULL);
-}
-
-/*
- * An error between filling the note and the trigger consuming it aborts
- * the (sub)transaction; forget the note then, so that it can never vouch
- * for a later write.
- */
-static void
-clear_note_at_xact_end(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
-		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-		CpClearPendingWrite();
-}
-
-/* See clear_note_at_xact_end */
-static void
-clear_note_at_subxact_end(SubXactEvent event, SubTransactionId mySubid,
-						  SubTransactionId parentSubid, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		CpClearPendingWrite();
-}
-
-/*
- * Forget the trusted-write note.  Called by the save path once its write
- * returned (or failed) and by the trigger once it consumed the note.
- */
-void
-CpClearPendingWrite(void)
-{
-	memset(&CpPendingWrite, 0, sizeof(CpPendingWrite));
+	CpNoteRegisterCallbacks();
 }
 
 /*
@@ -170,6 +134,64 @@ CpNullArgument(const char *argname)
 }
 
 /*
+ * Raise 40001: a write that claimed a version of the conversation other than
+ * the stored one.  The one wording every such refusal uses: DETAIL names
+ * both versions ("Expected version NULL" when expected is NULL), hint says
+ * what to do.
+ */
+void
+CpReportModifiedConcurrently(const char *conversation_id, const int64 *expected,
+							 int64 found, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("conversation \"%s\" was modified concurrently", conversation_id),
+			 expected ?
+			 errdetail("Expected version " INT64_FORMAT ", found " INT64_FORMAT ".",
+					   *expected, found) :
+			 errdetail("Expected version NULL, found " INT64_FORMAT ".", found),
+			 errhint("%s", hint)));
+}
+
+/*
+ * The statuses and replaced_by values: their text and, for a status a write
+ * function returns, the stats() counter it counts in (-1: none).  Indexed by
+ * CpStatus.
+ */
+static const struct
+{
+	const char *name;
+	int			stat;
+}			status_table[] = {
+	[CP_STATUS_CREATED] = {"created", CP_STAT_CREATED},
+	[CP_STATUS_UPDATED] = {"updated", CP_STAT_UPDATED},
+	[CP_STATUS_UNCHANGED] = {"unchanged", CP_STAT_UNCHANGED},
+	[CP_STATUS_MERGED] = {"merged", CP_STAT_MERGED},
+	[CP_STATUS_OVERWRITTEN] = {"overwritten", CP_STAT_OVERWRITTEN},
+	[CP_STATUS_DELETED] = {"deleted", CP_STAT_DELETED},
+	[CP_STATUS_RESTORED] = {"restored", -1},
+	[CP_STATUS_DIRECT] = {"direct", -1},
+	[CP_STATUS_DELETE] = {"delete", -1},
+};
+
+/* The text of a status or replaced_by value */
+const char *
+CpStatusName(CpStatus status)
+{
+	Assert(status >= 0 && status < (int) lengthof(status_table));
+	return status_table[status].name;
+}
+
+/* Count a finished write in stats() by its status */
+void
+CpStatsCountStatus(CpStatus status)
+{
+	Assert(status >= 0 && status < (int) lengthof(status_table));
+	if (status_table[status].stat >= 0)
+		CpStatsAdd((CpStat) status_table[status].stat, 1);
+}
+
+/*
  * The OID of chatpersist.<name>, or InvalidOid if it does not exist: a
  * table that a later version's script adds is missing until ALTER EXTENSION
  * UPDATE has run, while this library is already the new one.
@@ -180,6 +202,55 @@ CpExtensionTable(const char *name)
 	Oid			nsp = get_namespace_oid(CP_SCHEMA, true);
 
 	return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+}
+
+/* The owner of a relation that exists */
+Oid
+CpRelationOwner(Oid relid)
+{
+	HeapTuple	tup;
+	Oid			owner;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* The owner of chatpersist.conversations, who owns the extension's tables */
+Oid
+CpExtensionOwner(void)
+{
+	Oid			relid = CpExtensionTable("conversations");
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "chatpersist: table %s is missing", CP_CONVERSATIONS);
+	return CpRelationOwner(relid);
+}
+
+/*
+ * Run as owner from here to CpRestoreUser: the one way chatpersist reads and
+ * writes its own bookkeeping (history, version floors, the cursor's legacy
+ * mark) whatever the caller's privileges, as PostgreSQL's RI triggers run
+ * their queries as the table owner.  Row-level security does not apply to
+ * the owner then (SECURITY_NOFORCE_RLS).  An error in between needs no
+ * CpRestoreUser: aborting the (sub)transaction restores the user.
+ */
+void
+CpBecomeOwner(Oid owner, CpSavedUser *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(owner, saved->sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
+}
+
+/* Back to the user that CpBecomeOwner saved */
+void
+CpRestoreUser(const CpSavedUser *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
 
 /*

@@ -31,9 +31,14 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
+
+struct _SPI_plan;				/* executor/spi.h */
 
 #define CP_CHECKSUM_LEN			16	/* hex digits of a checksum */
 #define CP_MAX_ID_BYTES			255 /* longest message or conversation id */
@@ -206,37 +211,104 @@ extern void CpMerge(CpMessageArray *base, CpMessageArray *a, CpMessageArray *b,
 extern Jsonb *CpUpsertMessages(CpMessageArray *onto, CpMessageArray *given);
 
 /*
- * chatpersist.c: the trusted-write note.
+ * What a write did: the status a write function returns in save_result, and
+ * how chatpersist.history records the version a write replaced
+ * (replaced_by).  CpStatusName gives the text of each; the last three occur
+ * only as replaced_by.
+ */
+typedef enum CpStatus
+{
+	CP_STATUS_CREATED,
+	CP_STATUS_UPDATED,
+	CP_STATUS_UNCHANGED,
+	CP_STATUS_MERGED,
+	CP_STATUS_OVERWRITTEN,
+	CP_STATUS_DELETED,
+	CP_STATUS_RESTORED,			/* replaced_by of restore_version */
+	CP_STATUS_DIRECT,			/* replaced_by of an SQL UPDATE */
+	CP_STATUS_DELETE			/* replaced_by of an SQL DELETE */
+} CpStatus;
+
+extern const char *CpStatusName(CpStatus status);
+extern void CpReportModifiedConcurrently(const char *conversation_id,
+										 const int64 *expected, int64 found,
+										 const char *hint) pg_attribute_noreturn();
+extern void CpStatsCountStatus(CpStatus status);
+
+/*
+ * note.c: the trusted-write note.
  *
  * The save path validates, merges and checksums the messages itself, then
  * writes through SPI, which fires the guard trigger.  Just before that write
- * it fills CpPendingWrite; the trigger trusts the precomputed checksum and
- * count only for the row whose key and messages bytes match the note, and
- * clears the note whatever happens.  The note lives in backend-local memory
- * and is only set by C code, so no SQL caller can forge it.
+ * it sets the note (CpNoteSet); the trigger takes it (CpNoteTake), which
+ * clears it whatever happens, and trusts the precomputed checksum and count
+ * only for the row whose key and messages bytes match it.  The note lives in
+ * backend-local memory and is only set by C code, so no SQL caller can forge
+ * it; the end of every (sub)transaction clears it too.
  */
 typedef struct CpWriteNote
 {
-	bool		active;
 	pg_uuid_t	user_id;
 	const char *conversation_id;
-	int			conversation_id_len;
+	size_t		conversation_id_len;
 	Jsonb	   *messages;		/* the exact value handed to SPI */
 	char		checksum[CP_CHECKSUM_LEN + 1];
 	int32		message_count;
-	const char *replaced_by;	/* history's replaced_by for this write */
+	CpStatus	replaced_by;	/* history's replaced_by for this write */
 	Jsonb	   *discarded;		/* history's discarded, or NULL */
 	bool		optimistic;		/* the writer did not compare with the stored
 								 * row: the trigger decides whether anything
 								 * changed */
 } CpWriteNote;
 
-extern CpWriteNote CpPendingWrite;
+extern void CpNoteSet(const CpWriteNote *note);
+extern bool CpNoteTake(HeapTuple tup, TupleDesc desc, int user_id_att,
+					   int id_att, int messages_att, CpWriteNote *note);
+extern void CpNoteClear(void);
+extern void CpNoteRegisterCallbacks(void);
 
-extern void CpClearPendingWrite(void);
+/*
+ * history.c: every statement on chatpersist.history and version_floors.
+ * CpHistoryArchive takes the replaced row's columns in this order.
+ */
+typedef enum CpArchivedColumn
+{
+	CP_ARC_USER_ID,
+	CP_ARC_ID,
+	CP_ARC_VERSION,
+	CP_ARC_TITLE,
+	CP_ARC_MESSAGES,
+	CP_ARC_METADATA,
+	CP_ARC_CHECKSUM,
+	CP_ARC_MESSAGE_COUNT,
+	CP_ARC_DELETED,
+	CP_ARC_LAST_MODIFIED,
+	CP_ARC_NCOLUMNS
+} CpArchivedColumn;
+
+/* An archived version, as CpHistoryFetch reads it */
+typedef struct CpArchivedRow
+{
+	text	   *title;
+	Jsonb	   *messages;
+	Jsonb	   *metadata;
+	Jsonb	   *discarded;		/* NULL if none */
+} CpArchivedRow;
+
+extern void CpHistoryArchive(Oid owner, const Datum *row, const bool *nulls,
+							 CpStatus replaced_by, Jsonb *discarded);
+extern int64 CpHistoryNextVersion(Oid owner, Datum user_id, Datum id, bool lock);
+extern void CpHistoryRaiseFloor(Oid owner, Datum user_id, Datum id, int64 version);
+extern int64 CpVersionAfter(int64 version, Datum id);
+extern bool CpHistoryFetch(pg_uuid_t *user_id, text *conversation_id,
+						   int64 version, bool as_owner, CpArchivedRow *ar);
+
+/* load.c: return a query's rows as the set a function returns */
+extern void CpReturnQuery(FunctionCallInfo fcinfo, struct _SPI_plan **plan,
+						  const char *sql, int nargs, Oid *types, Datum *args);
 
 /* save.c: a save from C (migrate.c), inside SPI_connect; returns the status */
-extern const char *CpSaveMessages(pg_uuid_t *user_id, text *conversation_id,
+extern CpStatus CpSaveMessages(pg_uuid_t *user_id, text *conversation_id,
 								  text *title, Jsonb *messages, Jsonb *metadata,
 								  bool has_created_at, TimestampTz created_at,
 								  const char *argname);
@@ -256,6 +328,18 @@ extern int64 CpCursorStamp(int64 cursor);
 /* Prepare an SPI statement once and keep its plan (chatpersist.c) */
 extern struct _SPI_plan *CpPrepareKept(const char *sql, int nargs, Oid *argtypes);
 extern Oid	CpExtensionTable(const char *name);
+extern Oid	CpRelationOwner(Oid relid);
+extern Oid	CpExtensionOwner(void);
+
+/* The user saved by CpBecomeOwner */
+typedef struct CpSavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} CpSavedUser;
+
+extern void CpBecomeOwner(Oid owner, CpSavedUser *saved);
+extern void CpRestoreUser(const CpSavedUser *saved);
 
 /* Raise 22004 for a NULL argument of a chatpersist function */
 extern void CpNullArgument(const char *argname) pg_attribute_noreturn();

@@ -83,7 +83,6 @@
 
 static int	origin = 0;			/* this backend's database's tag, once known */
 
-static Oid	relation_owner(Oid relid);
 static int64 untagged_below(void);
 
 /*
@@ -240,7 +239,7 @@ chatpersist_restamp(PG_FUNCTION_ARGS)
 	char	   *enabled;
 	uint64		count;
 
-	if (!has_privs_of_role(GetUserId(), relation_owner(relid)))
+	if (!has_privs_of_role(GetUserId(), CpRelationOwner(relid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to re-stamp chatpersist.conversations"),
@@ -292,25 +291,6 @@ chatpersist_restamp(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64((int64) count);
 }
 
-/* The owner of a relation that exists */
-static Oid
-relation_owner(Oid relid)
-{
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table chatpersist.conversations does not exist")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 /*
  * The transaction below which an untagged cursor is a stamp of this
  * database: chatpersist.cursor_legacy's row, read as the table's owner
@@ -322,8 +302,7 @@ static int64
 untagged_below(void)
 {
 	Oid			relid = CpExtensionTable("cursor_legacy");
-	Oid			save_userid;
-	int			save_sec_context;
+	CpSavedUser saved;
 	int64		result = 0;
 	bool		isnull;
 	int			rc;
@@ -333,13 +312,10 @@ untagged_below(void)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(relation_owner(relid),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	CpBecomeOwner(CpRelationOwner(relid), &saved);
 	rc = SPI_execute("SELECT pg_catalog.min(untagged_below)::pg_catalog.text::pg_catalog.int8 "
 					 "FROM " CP_SCHEMA ".cursor_legacy", true, 1);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	CpRestoreUser(&saved);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1)

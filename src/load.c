@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * load.c
- *	  The reads: load_conversations, load_conversation, changes_since and
- *	  conversation_history.
+ *	  The reads: load_conversations, load_conversation and changes_since
+ *	  (conversation_history is history.c's).
  *
  * Plain reads through SPI under the caller's snapshot and privileges (so
  * row-level security applies); no locks beyond what SELECT takes.  They are
@@ -53,11 +53,7 @@
 static SPIPlanPtr load_all_plan = NULL;
 static SPIPlanPtr load_one_plan = NULL;
 static SPIPlanPtr changes_plan = NULL;
-static SPIPlanPtr history_plan = NULL;
 
-static void load_into_tuplestore(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
-								 const char *sql, int nargs, Oid *types,
-								 Datum *args);
 
 /*
  * load_conversations(p_user_id uuid) RETURNS SETOF conversations
@@ -76,8 +72,8 @@ chatpersist_load_conversations(PG_FUNCTION_ARGS)
 		CpNullArgument("p_user_id");
 	args[0] = PG_GETARG_DATUM(0);
 
-	load_into_tuplestore(fcinfo, &load_all_plan,
-						 "SELECT * FROM " CP_CONVERSATIONS " "
+	CpReturnQuery(fcinfo, &load_all_plan,
+				  "SELECT * FROM " CP_CONVERSATIONS " "
 						 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 						 "AND NOT deleted "
 						 "ORDER BY last_modified DESC, id",
@@ -106,8 +102,8 @@ chatpersist_load_conversation(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 
-	load_into_tuplestore(fcinfo, &load_one_plan,
-						 "SELECT * FROM " CP_CONVERSATIONS " "
+	CpReturnQuery(fcinfo, &load_one_plan,
+				  "SELECT * FROM " CP_CONVERSATIONS " "
 						 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 						 "AND id OPERATOR(pg_catalog.=) $2 "
 						 "AND NOT deleted",
@@ -152,8 +148,8 @@ chatpersist_changes_since(PG_FUNCTION_ARGS)
 	 * 2^40 (CpCursorStamp checked the next xid), and $3 + stamp is the
 	 * tagged cursor
 	 */
-	load_into_tuplestore(fcinfo, &changes_plan,
-						 "SELECT id, version, checksum, deleted, last_modified, "
+	CpReturnQuery(fcinfo, &changes_plan,
+				  "SELECT id, version, checksum, deleted, last_modified, "
 						 "$3 OPERATOR(pg_catalog.+) stamp "
 						 "FROM (SELECT c.id, c.version, c.checksum, c.deleted, c.last_modified, "
 						 "CASE WHEN c.change_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(s.snap) "
@@ -173,47 +169,15 @@ chatpersist_changes_since(PG_FUNCTION_ARGS)
 }
 
 /*
- * conversation_history(p_user_id uuid, p_conversation_id text)
- *		RETURNS SETOF history
- *
- * p_user_id, p_conversation_id: the key (NULL: 22004).  Returns the
- * archived versions of the conversation, newest first: each row is the
- * content a write replaced, how it was replaced (replaced_by) and the
- * incoming message copies that lost a conflict in that write (discarded).
- */
-PG_FUNCTION_INFO_V1(chatpersist_conversation_history);
-Datum
-chatpersist_conversation_history(PG_FUNCTION_ARGS)
-{
-	Datum		args[2];
-	Oid			types[2] = {UUIDOID, TEXTOID};
-
-	if (PG_ARGISNULL(0))
-		CpNullArgument("p_user_id");
-	if (PG_ARGISNULL(1))
-		CpNullArgument("p_conversation_id");
-	args[0] = PG_GETARG_DATUM(0);
-	args[1] = PG_GETARG_DATUM(1);
-
-	load_into_tuplestore(fcinfo, &history_plan,
-						 "SELECT * FROM " CP_HISTORY " "
-						 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-						 "AND conversation_id OPERATOR(pg_catalog.=) $2 "
-						 "ORDER BY version DESC",
-						 2, types, args);
-	return (Datum) 0;
-}
-
-/*
  * Run a read-only query (its plan prepared on first use into *plan) and
  * hand its rows to the caller as a materialized set.  The rows are copied
  * into the tuplestore before SPI_finish.  They are matched to the result
  * type by position: a row type keeps its dropped columns, which SELECT *
  * leaves out, so a table that had a column dropped needs the conversion.
  */
-static void
-load_into_tuplestore(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
-					 const char *sql, int nargs, Oid *types, Datum *args)
+void
+CpReturnQuery(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
+			  const char *sql, int nargs, Oid *types, Datum *args)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TupleConversionMap *map;

@@ -489,7 +489,7 @@ import_conversation(pg_uuid_t *user_id, JsonbContainer *conv,
 	bool		has_created;
 	bool		camel;
 	TimestampTz created_at = 0;
-	const char *status;
+	CpStatus	status;
 
 	CHECK_FOR_INTERRUPTS();
 
@@ -545,7 +545,7 @@ import_conversation(pg_uuid_t *user_id, JsonbContainer *conv,
 	status = CpSaveMessages(user_id, id, title, messages, metadata,
 							has_created, created_at,
 							psprintf("%s.messages", path));
-	return strcmp(status, "unchanged") != 0 ? 1 : 0;
+	return status != CP_STATUS_UNCHANGED ? 1 : 0;
 }
 
 /*

@@ -22,7 +22,7 @@
  *
  * The functions validate, merge and checksum the messages themselves; the
  * guard trigger (trigger.c) trusts those results for exactly the row
- * described by CpPendingWrite and still bumps the version, stamps the row
+ * described by the trusted-write note (note.c) and still bumps the version, stamps the row
  * and archives the replaced content.
  *
  * Copyright (c) 2026, chatpersist developers
@@ -84,8 +84,8 @@ typedef struct NewContent
 	bool		deleted;
 	char		checksum[CP_CHECKSUM_LEN + 1];
 	int32		count;
-	const char *status;			/* returned to the caller */
-	const char *replaced_by;	/* history's replaced_by for this write */
+	CpStatus	status;			/* returned to the caller */
+	CpStatus	replaced_by;	/* history's replaced_by for this write */
 	Jsonb	   *discarded;		/* losing incoming copies, or NULL */
 	int32		conflicts;
 } NewContent;
@@ -103,19 +103,10 @@ typedef struct StoredRow
 	Jsonb	   *messages;		/* detoasted on first use, see stored_messages */
 } StoredRow;
 
-/* An archived version */
-typedef struct ArchivedRow
-{
-	text	   *title;
-	Jsonb	   *messages;
-	Jsonb	   *metadata;
-	Jsonb	   *discarded;		/* NULL if none */
-} ArchivedRow;
-
 /* What the call returns */
 typedef struct WriteOutcome
 {
-	const char *status;
+	CpStatus	status;
 	bool		has_version;	/* false: version and checksum are NULL */
 	int64		version;
 	int64		stored_version;
@@ -128,7 +119,6 @@ typedef struct WriteOutcome
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr update_plan = NULL;
-static SPIPlanPtr archived_plan = NULL;
 static SPIPlanPtr forward_plan = NULL;
 
 static Datum write_entry(FunctionCallInfo fcinfo, WriteRequest *req);
@@ -150,14 +140,10 @@ static bool lock_row(WriteRequest *req, StoredRow *row);
 static void read_key(FunctionCallInfo fcinfo, WriteRequest *req);
 static bool insert_row(WriteRequest *req, NewContent *nc, int64 *version);
 static int64 update_row(WriteRequest *req, NewContent *nc);
-static void set_note(WriteRequest *req, NewContent *nc);
-static bool fetch_archived(WriteRequest *req, int64 version, bool as_owner,
-						   ArchivedRow *ar);
+static void set_note(WriteRequest *req, NewContent *nc, bool optimistic);
 static bool same_jsonb_text(Jsonb *a, Jsonb *b);
 static bool same_text(text *a, text *b);
 static Jsonb *empty_jsonb(bool object);
-static Oid	extension_table_owner(void);
-static void count_outcome(WriteOutcome *out);
 
 /*
  * save_conversation(p_user_id uuid, p_conversation_id text, p_title text,
@@ -290,7 +276,7 @@ chatpersist_restore_version(PG_FUNCTION_ARGS)
  * NULL title or metadata keeps the stored one; created_at (if has_created_at)
  * dates a new row.  Returns the status.
  */
-const char *
+CpStatus
 CpSaveMessages(pg_uuid_t *user_id, text *conversation_id, text *title,
 			   Jsonb *messages, Jsonb *metadata, bool has_created_at,
 			   TimestampTz created_at, const char *argname)
@@ -311,7 +297,7 @@ CpSaveMessages(pg_uuid_t *user_id, text *conversation_id, text *title,
 	CpParseMessages(messages, argname, true, &req.incoming);
 
 	do_write(&req, &out);
-	count_outcome(&out);
+	CpStatsCountStatus(out.status);
 	return out.status;
 }
 
@@ -355,10 +341,10 @@ write_entry(FunctionCallInfo fcinfo, WriteRequest *req)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	do_write(req, &out);
-	count_outcome(&out);
+	CpStatsCountStatus(out.status);
 	if (req->kind == WRITE_APPEND)
 		CpStatsAdd(CP_STAT_APPENDS, 1);
-	else if (req->kind == WRITE_RESTORE && strcmp(out.status, "unchanged") != 0)
+	else if (req->kind == WRITE_RESTORE && out.status != CP_STATUS_UNCHANGED)
 		CpStatsAdd(CP_STAT_RESTORES, 1);
 
 	if (cp_debug)
@@ -370,7 +356,7 @@ write_entry(FunctionCallInfo fcinfo, WriteRequest *req)
 						text_to_cstring(req->conversation_id),
 						DatumGetCString(DirectFunctionCall1(uuid_out,
 															UUIDPGetDatum(req->user_id))),
-						out.status),
+						CpStatusName(out.status)),
 				 errdetail("Expected version %s, stored version %lld, new version %lld, %d incoming messages, %d live messages, %d conflicts, checksum %s.",
 						   req->has_expected ?
 						   psprintf("%lld", (long long) req->expected) : "none",
@@ -385,7 +371,7 @@ write_entry(FunctionCallInfo fcinfo, WriteRequest *req)
 	/* Build the result in the caller's context */
 	MemoryContextSwitchTo(callcxt);
 	tupdesc = BlessTupleDesc(tupdesc);
-	values[0] = CStringGetTextDatum(out.status);
+	values[0] = CStringGetTextDatum(CpStatusName(out.status));
 	values[1] = PointerGetDatum(req->conversation_id);
 	values[2] = Int64GetDatum(out.version);
 	nulls[2] = !out.has_version;
@@ -436,7 +422,7 @@ do_write(WriteRequest *req, WriteOutcome *out)
 		case WRITE_DELETE:
 			if (!decide_delete(req, &row, &nc))
 			{
-				out->status = "unchanged";
+				out->status = CP_STATUS_UNCHANGED;
 				out->has_version = true;
 				out->version = row.version;
 				strcpy(out->checksum, row.checksum);
@@ -454,7 +440,7 @@ do_write(WriteRequest *req, WriteOutcome *out)
 	if (same_content(&nc, &row) && losers_kept(req, &row, &nc))
 	{
 		/* Same content: write nothing, keep the version */
-		out->status = "unchanged";
+		out->status = CP_STATUS_UNCHANGED;
 		out->version = row.version;
 		strcpy(out->checksum, row.checksum);
 		out->count = row.message_count;
@@ -505,8 +491,8 @@ fast_forward(WriteRequest *req, WriteOutcome *out)
 	}
 
 	take_incoming(req, &nc);
-	nc.status = "updated";
-	nc.replaced_by = "updated";
+	nc.status = CP_STATUS_UPDATED;
+	nc.replaced_by = CP_STATUS_UPDATED;
 
 	args[0] = UUIDPGetDatum(req->user_id);
 	args[1] = PointerGetDatum(req->conversation_id);
@@ -517,10 +503,9 @@ fast_forward(WriteRequest *req, WriteOutcome *out)
 	nulls[4] = req->metadata ? ' ' : 'n';
 	args[5] = Int64GetDatum(req->expected);
 
-	set_note(req, &nc);
-	CpPendingWrite.optimistic = true;
+	set_note(req, &nc, true);
 	rc = SPI_execute_plan(forward_plan, args, nulls, false, 0);
-	CpClearPendingWrite();
+	CpNoteClear();
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -534,7 +519,7 @@ fast_forward(WriteRequest *req, WriteOutcome *out)
 	out->count = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 	out->stored_version = req->expected;
 	out->has_version = true;
-	out->status = "updated";
+	out->status = CP_STATUS_UPDATED;
 	return true;
 }
 
@@ -551,19 +536,19 @@ create_row(WriteRequest *req, WriteOutcome *out)
 	switch (req->kind)
 	{
 		case WRITE_DELETE:
-			out->status = "unchanged";
+			out->status = CP_STATUS_UNCHANGED;
 			out->has_version = false;
 			return true;
 		case WRITE_RESTORE:
 			{
-				ArchivedRow ar;
+				CpArchivedRow ar;
 
 				/*
 				 * No row to prove the caller's right to this conversation:
 				 * read history with the caller's privileges and policies,
 				 * so another user's versions look exactly like missing ones
 				 */
-				if (!fetch_archived(req, req->restore, false, &ar))
+				if (!CpHistoryFetch(req->user_id, req->conversation_id, req->restore, false, &ar))
 					CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							  errmsg("version " INT64_FORMAT " of conversation \"%s\" is not in history",
 									 req->restore, text_to_cstring(req->conversation_id)),
@@ -580,13 +565,13 @@ create_row(WriteRequest *req, WriteOutcome *out)
 			take_incoming(req, &nc);
 			break;
 	}
-	nc.status = "created";
-	nc.replaced_by = "created";
+	nc.status = CP_STATUS_CREATED;
+	nc.replaced_by = CP_STATUS_CREATED;
 
 	if (!insert_row(req, &nc, &out->version))
 		return false;
 
-	out->status = "created";
+	out->status = CP_STATUS_CREATED;
 	out->has_version = true;
 	strcpy(out->checksum, nc.checksum);
 	out->count = nc.count;
@@ -606,19 +591,19 @@ decide_save(WriteRequest *req, StoredRow *row, NewContent *nc)
 		(req->has_expected && req->expected == row->version))
 	{
 		/* Revive a tombstone, force, or fast-forward: the array replaces */
-		nc->status = row->deleted ? "created" :
-			req->force ? "overwritten" : "updated";
+		nc->status = row->deleted ? CP_STATUS_CREATED :
+			req->force ? CP_STATUS_OVERWRITTEN : CP_STATUS_UPDATED;
 		take_incoming(req, nc);
 	}
 	else
 	{
 		CpMessageArray base;
-		ArchivedRow ar;
+		CpArchivedRow ar;
 		bool		has_base = false;
 
 		if (req->has_expected && req->expected >= 1 &&
 			req->expected < row->version &&
-			fetch_archived(req, req->expected, true, &ar))
+			CpHistoryFetch(req->user_id, req->conversation_id, req->expected, true, &ar))
 		{
 			CpParseMessages(ar.messages, "the base version", false, &base);
 			has_base = true;
@@ -646,7 +631,7 @@ decide_append(WriteRequest *req, StoredRow *row, NewContent *nc)
 	if (row->deleted)
 	{
 		/* Revive a tombstone with the given messages */
-		nc->status = "created";
+		nc->status = CP_STATUS_CREATED;
 		take_incoming(req, nc);
 	}
 	else if (!req->has_expected || req->expected == row->version)
@@ -654,7 +639,7 @@ decide_append(WriteRequest *req, StoredRow *row, NewContent *nc)
 		CpMessageArray stored;
 
 		CpParseMessages(stored_messages(row), "the stored conversation", false, &stored);
-		nc->status = "updated";
+		nc->status = CP_STATUS_UPDATED;
 		take_messages(nc, CpUpsertMessages(&stored, &req->incoming),
 					  "the resulting conversation");
 	}
@@ -662,10 +647,10 @@ decide_append(WriteRequest *req, StoredRow *row, NewContent *nc)
 	{
 		CpMessageArray base;
 		CpMessageArray seen;
-		ArchivedRow ar;
+		CpArchivedRow ar;
 
 		if (req->expected >= 1 && req->expected < row->version &&
-			fetch_archived(req, req->expected, true, &ar))
+			CpHistoryFetch(req->user_id, req->conversation_id, req->expected, true, &ar))
 		{
 			/* The device's view: the version it saw, plus its messages */
 			CpParseMessages(ar.messages, "the base version", false, &base);
@@ -689,19 +674,15 @@ decide_delete(WriteRequest *req, StoredRow *row, NewContent *nc)
 	if (row->deleted)
 		return false;
 	if (req->has_expected && req->expected != row->version)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("conversation \"%s\" was modified concurrently",
-						text_to_cstring(req->conversation_id)),
-				 errdetail("Expected version " INT64_FORMAT ", found " INT64_FORMAT ".",
-						   req->expected, row->version),
-				 errhint("Reload the conversation, and delete it again if it should still go.")));
+		CpReportModifiedConcurrently(text_to_cstring(req->conversation_id),
+									 &req->expected, row->version,
+									 "Reload the conversation, and delete it again if it should still go.");
 
 	nc->title = row->title;
 	nc->metadata = row->metadata;
 	nc->deleted = true;
-	nc->status = "deleted";
-	nc->replaced_by = "deleted";
+	nc->status = CP_STATUS_DELETED;
+	nc->replaced_by = CP_STATUS_DELETED;
 	take_messages(nc, empty_jsonb(false), "the tombstone");
 	return true;
 }
@@ -714,7 +695,7 @@ decide_delete(WriteRequest *req, StoredRow *row, NewContent *nc)
 static void
 decide_restore(WriteRequest *req, StoredRow *row, NewContent *nc)
 {
-	ArchivedRow ar;
+	CpArchivedRow ar;
 
 	if (req->restore == row->version)
 	{
@@ -722,7 +703,7 @@ decide_restore(WriteRequest *req, StoredRow *row, NewContent *nc)
 		ar.messages = stored_messages(row);
 		ar.metadata = row->metadata;
 	}
-	else if (!fetch_archived(req, req->restore, true, &ar))
+	else if (!CpHistoryFetch(req->user_id, req->conversation_id, req->restore, true, &ar))
 		CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				  errmsg("version " INT64_FORMAT " of conversation \"%s\" is not in history",
 						 req->restore, text_to_cstring(req->conversation_id)),
@@ -731,8 +712,8 @@ decide_restore(WriteRequest *req, StoredRow *row, NewContent *nc)
 
 	nc->title = ar.title;
 	nc->metadata = ar.metadata;
-	nc->status = "updated";
-	nc->replaced_by = "restored";
+	nc->status = CP_STATUS_UPDATED;
+	nc->replaced_by = CP_STATUS_RESTORED;
 	take_messages(nc, ar.messages, "the restored version");
 }
 
@@ -752,7 +733,7 @@ merge_into(CpMessageArray *base, StoredRow *row, CpMessageArray *incoming,
 	CpMerge(base, &stored, incoming, &mr);
 	CpCheckLimits(mr.merged, mr.nmsgs, "the merged conversation");
 
-	nc->status = "merged";
+	nc->status = CP_STATUS_MERGED;
 	nc->messages = mr.merged;
 	CpChecksumJsonb(mr.merged, nc->checksum);
 	nc->count = mr.nlive;
@@ -825,13 +806,13 @@ stored_messages(StoredRow *row)
 static bool
 losers_kept(WriteRequest *req, StoredRow *row, NewContent *nc)
 {
-	ArchivedRow ar;
+	CpArchivedRow ar;
 	CpMessageArray losers;
 	CpMessageArray kept;
 
 	if (nc->discarded == NULL || cp_history_depth == 0)
 		return true;
-	if (!fetch_archived(req, row->version - 1, true, &ar) || ar.discarded == NULL)
+	if (!CpHistoryFetch(req->user_id, req->conversation_id, row->version - 1, true, &ar) || ar.discarded == NULL)
 		return false;
 
 	CpParseMessages(nc->discarded, "the discarded messages", false, &losers);
@@ -922,9 +903,9 @@ insert_row(WriteRequest *req, NewContent *nc, int64 *version)
 								   6, types);
 	}
 
-	set_note(req, nc);
+	set_note(req, nc, false);
 	rc = SPI_execute_plan(insert_plan, args, nulls, false, 0);
-	CpClearPendingWrite();
+	CpNoteClear();
 	if (rc != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -961,9 +942,9 @@ update_row(WriteRequest *req, NewContent *nc)
 								   6, types);
 	}
 
-	set_note(req, nc);
+	set_note(req, nc, false);
 	rc = SPI_execute_plan(update_plan, args, NULL, false, 0);
-	CpClearPendingWrite();
+	CpNoteClear();
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1)
@@ -973,85 +954,26 @@ update_row(WriteRequest *req, NewContent *nc)
 }
 
 /*
- * Fill the trusted-write note for the write that follows (see
- * chatpersist.h); the caller clears it once the write returned, and an
- * error clears it through the transaction callbacks.
+ * Set the trusted-write note (note.c) for the write that follows; the
+ * caller clears it once the write returned.  optimistic: the write did not
+ * compare with the stored row (fast_forward), so the trigger decides
+ * whether anything changed.
  */
 static void
-set_note(WriteRequest *req, NewContent *nc)
+set_note(WriteRequest *req, NewContent *nc, bool optimistic)
 {
-	CpPendingWrite.active = true;
-	memcpy(&CpPendingWrite.user_id, req->user_id, sizeof(pg_uuid_t));
-	CpPendingWrite.conversation_id = VARDATA_ANY(req->conversation_id);
-	CpPendingWrite.conversation_id_len = VARSIZE_ANY_EXHDR(req->conversation_id);
-	CpPendingWrite.messages = nc->messages;
-	strlcpy(CpPendingWrite.checksum, nc->checksum, sizeof(CpPendingWrite.checksum));
-	CpPendingWrite.message_count = nc->count;
-	CpPendingWrite.replaced_by = nc->replaced_by;
-	CpPendingWrite.discarded = nc->discarded;
-}
+	CpWriteNote note;
 
-/*
- * Read an archived version of the conversation into *ar; false if it has
- * left history (or never was there).  History is the extension's own
- * bookkeeping: as_owner reads it as the table owner, for callers that have
- * proved their right to the conversation by locking its row; otherwise it
- * is read with the caller's privileges and row-level security.
- */
-static bool
-fetch_archived(WriteRequest *req, int64 version, bool as_owner, ArchivedRow *ar)
-{
-	Datum		args[3] = {UUIDPGetDatum(req->user_id),
-	PointerGetDatum(req->conversation_id), Int64GetDatum(version)};
-	Oid			save_userid;
-	int			save_sec_context;
-	bool		isnull;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	int			rc;
-
-	if (archived_plan == NULL)
-	{
-		Oid			types[3] = {UUIDOID, TEXTOID, INT8OID};
-
-		archived_plan = CpPrepareKept("SELECT title, messages, metadata, discarded FROM " CP_HISTORY " "
-									 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-									 "AND conversation_id OPERATOR(pg_catalog.=) $2 "
-									 "AND version OPERATOR(pg_catalog.=) $3",
-									 3, types);
-	}
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	if (as_owner)
-		SetUserIdAndSecContext(extension_table_owner(),
-							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_NOFORCE_RLS);
-	/*
-	 * Not read_only: under READ COMMITTED that takes a fresh snapshot, which
-	 * sees the version archived by the transaction whose row lock we may
-	 * just have waited for.  The statement's snapshot would not, and the
-	 * merge would silently lose its base.
-	 */
-	rc = SPI_execute_plan(archived_plan, args, NULL, false, 1);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		return false;
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	ar->title = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
-	ar->messages = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &isnull));
-	ar->metadata = DatumGetJsonbP(SPI_getbinval(tup, desc, 3, &isnull));
-	ar->discarded = NULL;
-	{
-		Datum		d = SPI_getbinval(tup, desc, 4, &isnull);
-
-		if (!isnull)
-			ar->discarded = DatumGetJsonbP(d);
-	}
-	return true;
+	memcpy(&note.user_id, req->user_id, sizeof(pg_uuid_t));
+	note.conversation_id = VARDATA_ANY(req->conversation_id);
+	note.conversation_id_len = VARSIZE_ANY_EXHDR(req->conversation_id);
+	note.messages = nc->messages;
+	strlcpy(note.checksum, nc->checksum, sizeof(note.checksum));
+	note.message_count = nc->count;
+	note.replaced_by = nc->replaced_by;
+	note.discarded = nc->discarded;
+	note.optimistic = optimistic;
+	CpNoteSet(&note);
 }
 
 /*
@@ -1091,45 +1013,3 @@ empty_jsonb(bool object)
 											  CStringGetDatum(object ? "{}" : "[]")));
 }
 
-/*
- * Owner of chatpersist.conversations, who owns the extension's tables.
- */
-static Oid
-extension_table_owner(void)
-{
-	Oid			relid = get_relname_relid("conversations",
-										  get_namespace_oid(CP_SCHEMA, false));
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "chatpersist: table %s is missing", CP_CONVERSATIONS);
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-/* Count a finished write in stats() by its status */
-static void
-count_outcome(WriteOutcome *out)
-{
-	static const struct
-	{
-		const char *status;
-		CpStat		stat;
-	}			map[] = {
-		{"created", CP_STAT_CREATED},
-		{"updated", CP_STAT_UPDATED},
-		{"unchanged", CP_STAT_UNCHANGED},
-		{"merged", CP_STAT_MERGED},
-		{"overwritten", CP_STAT_OVERWRITTEN},
-		{"deleted", CP_STAT_DELETED},
-	};
-
-	for (int i = 0; i < lengthof(map); i++)
-		if (strcmp(out->status, map[i].status) == 0)
-			CpStatsAdd(map[i].stat, 1);
-}

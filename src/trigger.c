@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * trigger.c
- *	  The guard trigger on chatpersist.conversations.
+ *	  The guard trigger on chatpersist.conversations, and the notify trigger.
  *
- * BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW.  It gives every writer, the save
- * functions and hand-written SQL alike, the same guarantees:
+ * conversations_guard: BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW.  It
+ * gives every writer, the save functions and hand-written SQL alike, the
+ * same guarantees:
  *	- the messages, metadata and conversation id are validated (22023,
  *	  54000 over the limits);
  *	- checksum, message_count, last_modified, version and change_xid are
@@ -18,12 +19,18 @@
  *	  chatpersist.history and prunes history beyond
  *	  chatpersist.history_depth, in the same transaction; so does a DELETE,
  *	  which keeps a removed conversation restorable and lets a new row
- *	  under the same key continue its version numbers.
+ *	  under the same key continue its version numbers (its version floor).
+ * Each event is a short list of named steps (guard_insert, guard_update,
+ * guard_delete); the statements on history and the floors are history.c's,
+ * and the trusted-write note that spares the save functions' rows a second
+ * validation is note.c's.
  *
  * Concurrency: a BEFORE UPDATE row trigger runs with the row locked by the
  * updating transaction, and on the newest row version (READ COMMITTED
  * re-checks a row that changed while it waited), so OLD.version is the
- * committed current version and the version check is race-free.
+ * committed current version and the version check is race-free.  An INSERT
+ * chooses its version holding the key's floor row lock, which a DELETE of
+ * the key also takes (CpHistoryNextVersion).
  *
  * A second trigger, conversations_notify (AFTER, FOR EACH ROW, only when
  * chatpersist.notify is on), sends NOTIFY chatpersist_changes for every row
@@ -31,11 +38,6 @@
  * also fires for a row that INSERT ... ON CONFLICT DO NOTHING then skips;
  * NOTIFY itself is transactional, so nothing is sent for work that rolls
  * back.
- *
- * History is the extension's bookkeeping, so the trigger reads and writes
- * it as the owner of the conversations table (as PostgreSQL's own RI
- * triggers run their queries as the table owner): a client needs no
- * privilege on chatpersist.history to write a conversation.
  *
  * Copyright (c) 2026, chatpersist developers
  *
@@ -47,24 +49,23 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/pg_type.h"
+#include "commands/async.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "miscadmin.h"
-#include "commands/async.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
-#include "utils/uuid.h"
 #include "utils/rel.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 #include "utils/xid8.h"
 
 #include "chatpersist.h"
+#include "pginternals.h"
 
 /* Attribute numbers of the columns the trigger reads or computes */
 typedef struct GuardColumns
@@ -83,70 +84,36 @@ typedef struct GuardColumns
 	int			change_xid;
 } GuardColumns;
 
-/* NOTIFY's payload limit (async.c's NOTIFY_PAYLOAD_MAX_LENGTH, not exported) */
-#define CP_NOTIFY_PAYLOAD_MAX	(BLCKSZ - NAMEDATALEN - 128)
+/* What an UPDATE changes, as what_changed finds it */
+typedef struct UpdateChange
+{
+	bool		changed;		/* anything history would record */
+	bool		messages_changed;
+} UpdateChange;
 
-static SPIPlanPtr lock_floor_plan = NULL;
-static SPIPlanPtr newest_version_plan = NULL;
-static SPIPlanPtr raise_floor_plan = NULL;
-static SPIPlanPtr newest_version_1_0_plan = NULL;
-static SPIPlanPtr archive_plan = NULL;
-static SPIPlanPtr prune_plan = NULL;
-static SPIPlanPtr archive_prune_plan = NULL;
-
-/*
- * archive_version's statements: archive the replaced row ($1-$13), prune
- * the conversation's versions up to a limit (the last parameter: $3
- * alone, $14 after the row), or both in one statement once history is
- * full.  archive_types gives the types of all three (the prune's $1-$3
- * are the row's user_id, conversation_id and a version).
- */
-#define CP_ARCHIVE_SQL \
-	"INSERT INTO " CP_HISTORY " " \
-	"(user_id, conversation_id, version, title, messages, " \
-	"metadata, checksum, message_count, deleted, " \
-	"last_modified, replaced_at, replaced_by, discarded) " \
-	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-#define CP_PRUNE_SQL(limit) \
-	"DELETE FROM " CP_HISTORY " " \
-	"WHERE user_id OPERATOR(pg_catalog.=) $1 " \
-	"AND conversation_id OPERATOR(pg_catalog.=) $2 " \
-	"AND version OPERATOR(pg_catalog.<=) " limit
-
-/*
- * next_version's read: the newest version of the key among its live row,
- * history and (1.1, the extra branch) its floor
- */
-#define CP_NEWEST_VERSION_SQL(floor_branch) \
-	"SELECT pg_catalog.max(v) FROM (" \
-	"SELECT version FROM " CP_CONVERSATIONS " " \
-	"WHERE user_id OPERATOR(pg_catalog.=) $1 " \
-	"AND id OPERATOR(pg_catalog.=) $2 " \
-	"UNION ALL " \
-	"SELECT pg_catalog.max(version) FROM " CP_HISTORY " " \
-	"WHERE user_id OPERATOR(pg_catalog.=) $1 " \
-	"AND conversation_id OPERATOR(pg_catalog.=) $2 " \
-	floor_branch ") AS versions (v)"
-
-static Oid	archive_types[14] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, JSONBOID,
-	JSONBOID, TEXTOID, INT4OID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-TEXTOID, JSONBOID, INT8OID};
+/* The computed columns a trigger sets: at most this many at once */
+#define MAX_COMPUTED	6
 
 static void lookup_columns(TupleDesc desc, GuardColumns *cols);
 static HeapTuple guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols);
 static HeapTuple guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 							  GuardColumns *cols);
-static bool note_matches(HeapTuple tup, TupleDesc desc, GuardColumns *cols);
+static HeapTuple guard_delete(Relation rel, HeapTuple oldtup, GuardColumns *cols);
+static void check_insert_input(HeapTuple newtup, TupleDesc desc, GuardColumns *cols);
 static bool is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
 					   const char *checksum, Datum user_id, Datum id);
-static int64 version_after(int64 version, Datum id);
+static void refuse_key_change(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
+							  GuardColumns *cols);
+static bool check_version(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
+						  GuardColumns *cols);
+static UpdateChange what_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
+								 GuardColumns *cols, const CpWriteNote *note);
+static HeapTuple keep_computed_columns(HeapTuple oldtup, HeapTuple newtup,
+									   TupleDesc desc, GuardColumns *cols);
+static void archive_row(Relation rel, HeapTuple oldtup, GuardColumns *cols,
+						CpStatus replaced_by, Jsonb *discarded);
 static void compute_messages(Datum messages, char *checksum, int32 *count);
 static bool same_varlena(Datum a, Datum b);
-static int64 next_version(Relation rel, Datum user_id, Datum id, bool lock);
-static void raise_floor(Oid owner, Datum user_id, Datum id, int64 version);
-static void archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
-							GuardColumns *cols, const char *replaced_by,
-							Jsonb *discarded);
 static void notify_change(HeapTuple tup, TupleDesc desc, GuardColumns *cols,
 						  bool deleted);
 
@@ -162,6 +129,7 @@ Datum
 chatpersist_conversations_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
 	GuardColumns cols;
 	HeapTuple	result = NULL;	/* every other path raises an ERROR */
 
@@ -175,32 +143,16 @@ chatpersist_conversations_guard(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("conversations_guard: must be fired BEFORE, FOR EACH ROW")));
 
-	lookup_columns(RelationGetDescr(trigdata->tg_relation), &cols);
+	rel = trigdata->tg_relation;
+	lookup_columns(RelationGetDescr(rel), &cols);
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		result = guard_insert(trigdata->tg_relation, trigdata->tg_trigtuple, &cols);
+		result = guard_insert(rel, trigdata->tg_trigtuple, &cols);
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		result = guard_update(trigdata->tg_relation, trigdata->tg_trigtuple,
-							  trigdata->tg_newtuple, &cols);
+		result = guard_update(rel, trigdata->tg_trigtuple, trigdata->tg_newtuple,
+							  &cols);
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-	{
-		HeapTuple	oldtup = trigdata->tg_trigtuple;
-		TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
-		Oid			owner = trigdata->tg_relation->rd_rel->relowner;
-		bool		isnull;
-
-		/*
-		 * Keep the removed content, and the removed version as the key's
-		 * floor (a later row of the key continues above it, whatever
-		 * history keeps); the row is deleted as asked
-		 */
-		CpClearPendingWrite();
-		archive_version(owner, oldtup, desc, &cols, "delete", NULL);
-		raise_floor(owner, heap_getattr(oldtup, cols.user_id, desc, &isnull),
-					heap_getattr(oldtup, cols.id, desc, &isnull),
-					DatumGetInt64(heap_getattr(oldtup, cols.version, desc, &isnull)));
-		result = oldtup;
-	}
+		result = guard_delete(rel, trigdata->tg_trigtuple, &cols);
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -228,7 +180,7 @@ lookup_columns(TupleDesc desc, GuardColumns *cols)
 		&cols->deleted, &cols->change_xid
 	};
 
-	for (int i = 0; i < lengthof(names); i++)
+	for (size_t i = 0; i < lengthof(names); i++)
 	{
 		*slots[i] = SPI_fnumber(desc, names[i]);
 		if (*slots[i] <= 0)
@@ -241,78 +193,205 @@ lookup_columns(TupleDesc desc, GuardColumns *cols)
 
 /*
  * INSERT: validate, and compute every derived column.  The version is 1,
- * or one past the newest archived version when the conversation existed
- * before (deleted with a plain DELETE), so versions never repeat.
+ * or one past every version the key had (see CpHistoryNextVersion), so
+ * versions never repeat.  A restore keeps the row's version and
+ * timestamps.
  */
 static HeapTuple
 guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	int			attnums[5];
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
+	CpWriteNote note;
+	int			attnums[MAX_COMPUTED];
+	Datum		values[MAX_COMPUTED];
+	bool		nulls[MAX_COMPUTED] = {false};
+	int			n = 0;
 	char		checksum[CP_CHECKSUM_LEN + 1] = "";
 	int32		count = 0;
-	bool		isnull;
+	bool		messages_null;
 	bool		key_null;
+	bool		isnull;
 	Datum		user_id = heap_getattr(newtup, cols->user_id, desc, &key_null);
-	Datum		id;
-	Datum		d;
+	Datum		id = heap_getattr(newtup, cols->id, desc, &isnull);
+	Datum		messages = heap_getattr(newtup, cols->messages, desc, &messages_null);
 
-	id = heap_getattr(newtup, cols->id, desc, &isnull);
 	key_null = key_null || isnull;
-	if (!isnull)
+	check_insert_input(newtup, desc, cols);
+
+	/* The save path's row: trust its checksum and count; else compute them */
+	if (CpNoteTake(newtup, desc, cols->user_id, cols->id, cols->messages, &note))
 	{
-		text	   *t = DatumGetTextPP(id);
-
-		CpCheckConversationId(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		strcpy(checksum, note.checksum);
+		count = note.message_count;
 	}
-
-	d = heap_getattr(newtup, cols->metadata, desc, &isnull);
-	if (!isnull)
-		CpCheckMetadata(DatumGetJsonbP(d), "metadata");
-
-	d = heap_getattr(newtup, cols->messages, desc, &isnull);
-	if (!isnull)
-	{
-		if (note_matches(newtup, desc, cols))
-		{
-			strcpy(checksum, CpPendingWrite.checksum);
-			count = CpPendingWrite.message_count;
-		}
-		else
-			compute_messages(d, checksum, &count);
-	}
-	CpClearPendingWrite();
+	else if (!messages_null)
+		compute_messages(messages, checksum, &count);
 
 	/*
 	 * A restore keeps the row's version and timestamps; anything else gets
 	 * them computed.  Only the change cursor is always new: a stamp from
 	 * another cluster means nothing in this one.
 	 */
-	if (!isnull && !key_null && is_restore(rel, newtup, cols, checksum, user_id, id))
+	if (!messages_null && !key_null &&
+		is_restore(rel, newtup, cols, checksum, user_id, id))
 	{
-		attnums[0] = cols->message_count;
-		values[0] = Int32GetDatum(count);
-		attnums[1] = cols->change_xid;
-		values[1] = FullTransactionIdGetDatum(GetTopFullTransactionId());
-		return heap_modify_tuple_by_cols(newtup, desc, 2, attnums, values, nulls);
+		attnums[n] = cols->message_count;
+		values[n++] = Int32GetDatum(count);
+		attnums[n] = cols->change_xid;
+		values[n++] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+		return heap_modify_tuple_by_cols(newtup, desc, n, attnums, values, nulls);
 	}
 
-	attnums[0] = cols->version;
-	values[0] = Int64GetDatum(key_null ? 1 :
-							  next_version(rel, user_id, id, true));
-	attnums[1] = cols->checksum;
-	values[1] = CStringGetTextDatum(checksum);
-	nulls[1] = isnull;			/* NULL messages: the NOT NULL check reports it */
-	attnums[2] = cols->message_count;
-	values[2] = Int32GetDatum(count);
-	attnums[3] = cols->last_modified;
-	values[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	attnums[4] = cols->change_xid;
-	values[4] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	attnums[n] = cols->version;
+	values[n++] = Int64GetDatum(key_null ? 1 :
+								CpHistoryNextVersion(rel->rd_rel->relowner,
+													 user_id, id, true));
+	attnums[n] = cols->checksum;
+	values[n] = CStringGetTextDatum(checksum);
+	nulls[n++] = messages_null;	/* NULL messages: the NOT NULL check reports it */
+	attnums[n] = cols->message_count;
+	values[n++] = Int32GetDatum(count);
+	attnums[n] = cols->last_modified;
+	values[n++] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	attnums[n] = cols->change_xid;
+	values[n++] = FullTransactionIdGetDatum(GetTopFullTransactionId());
 
-	return heap_modify_tuple_by_cols(newtup, desc, 5, attnums, values, nulls);
+	return heap_modify_tuple_by_cols(newtup, desc, n, attnums, values, nulls);
+}
+
+/*
+ * UPDATE: refuse key changes and stale versions; leave a row whose content
+ * did not change as it was; otherwise validate, archive the replaced
+ * content, bump the version and stamp the row.
+ */
+static HeapTuple
+guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
+			 GuardColumns *cols)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	CpWriteNote note;
+	bool		trusted;
+	bool		orm_bump;
+	UpdateChange change;
+	char		checksum[CP_CHECKSUM_LEN + 1] = "";
+	int32		count = 0;
+	bool		onull;
+	bool		nnull;
+	Datum		nd;
+	int			attnums[MAX_COMPUTED];
+	Datum		values[MAX_COMPUTED];
+	bool		nulls[MAX_COMPUTED] = {false};
+	int			n = 0;
+
+	refuse_key_change(oldtup, newtup, desc, cols);
+	orm_bump = check_version(oldtup, newtup, desc, cols);
+
+	trusted = CpNoteTake(newtup, desc, cols->user_id, cols->id, cols->messages, &note);
+	change = what_changed(oldtup, newtup, desc, cols, trusted ? &note : NULL);
+
+	/*
+	 * An ORM that set version = stored + 1 holds that number as the row's
+	 * version from now on, so the row must reach it even when the content
+	 * did not change (the replaced version is archived as usual)
+	 */
+	if (orm_bump)
+		change.changed = true;
+
+	if (!change.changed)
+	{
+		/*
+		 * An optimistic save that changes nothing (a retry) skips the row,
+		 * so that nothing at all is written; the save path sees no row
+		 * updated and answers unchanged from its locking path
+		 */
+		if (trusted && note.optimistic)
+			return NULL;
+		return keep_computed_columns(oldtup, newtup, desc, cols);
+	}
+
+	/* Validate what the writer sent, and compute checksum and count */
+	nd = heap_getattr(newtup, cols->metadata, desc, &nnull);
+	if (!nnull)
+		CpCheckMetadata(DatumGetJsonbP(nd), "metadata");
+	if (trusted)
+	{
+		strcpy(checksum, note.checksum);
+		count = note.message_count;
+	}
+	else
+	{
+		nd = heap_getattr(newtup, cols->messages, desc, &nnull);
+		if (nnull)
+			;					/* the NOT NULL check reports it */
+		else if (change.messages_changed)
+			compute_messages(nd, checksum, &count);
+		else
+		{
+			text_to_cstring_buffer(DatumGetTextPP(heap_getattr(oldtup, cols->checksum, desc, &onull)),
+								   checksum, sizeof(checksum));
+			count = DatumGetInt32(heap_getattr(oldtup, cols->message_count, desc, &onull));
+		}
+	}
+
+	archive_row(rel, oldtup, cols, trusted ? note.replaced_by : CP_STATUS_DIRECT,
+				trusted ? note.discarded : NULL);
+
+	/* Stamp the new version */
+	attnums[n] = cols->version;
+	values[n++] = Int64GetDatum(CpVersionAfter(DatumGetInt64(heap_getattr(oldtup, cols->version, desc, &onull)),
+											   heap_getattr(oldtup, cols->id, desc, &onull)));
+	attnums[n] = cols->checksum;
+	values[n++] = CStringGetTextDatum(checksum);
+	attnums[n] = cols->message_count;
+	values[n++] = Int32GetDatum(count);
+	attnums[n] = cols->last_modified;
+	values[n++] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	attnums[n] = cols->change_xid;
+	values[n++] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	attnums[n] = cols->created_at;
+	values[n] = heap_getattr(oldtup, cols->created_at, desc, &nulls[n]);
+	n++;
+
+	return heap_modify_tuple_by_cols(newtup, desc, n, attnums, values, nulls);
+}
+
+/*
+ * DELETE: keep the removed content in history, and the removed version as
+ * the key's floor (a later row of the key continues above it, whatever
+ * history keeps); the row is deleted as asked.
+ */
+static HeapTuple
+guard_delete(Relation rel, HeapTuple oldtup, GuardColumns *cols)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		isnull;
+
+	CpNoteClear();
+	archive_row(rel, oldtup, cols, CP_STATUS_DELETE, NULL);
+	CpHistoryRaiseFloor(rel->rd_rel->relowner,
+						heap_getattr(oldtup, cols->user_id, desc, &isnull),
+						heap_getattr(oldtup, cols->id, desc, &isnull),
+						DatumGetInt64(heap_getattr(oldtup, cols->version, desc, &isnull)));
+	return oldtup;
+}
+
+/* INSERT: the conversation id and metadata are valid (the messages follow) */
+static void
+check_insert_input(HeapTuple newtup, TupleDesc desc, GuardColumns *cols)
+{
+	bool		isnull;
+	Datum		d;
+
+	d = heap_getattr(newtup, cols->id, desc, &isnull);
+	if (!isnull)
+	{
+		text	   *t = DatumGetTextPP(d);
+
+		CpCheckConversationId(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	}
+	d = heap_getattr(newtup, cols->metadata, desc, &isnull);
+	if (!isnull)
+		CpCheckMetadata(DatumGetJsonbP(d), "metadata");
 }
 
 /*
@@ -355,40 +434,20 @@ is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
 	if (!has_privs_of_role(GetUserId(), rel->rd_rel->relowner))
 		return false;
 	d = heap_getattr(newtup, cols->version, desc, &isnull);
-	return DatumGetInt64(d) >= next_version(rel, user_id, id, false);
+	return DatumGetInt64(d) >= CpHistoryNextVersion(rel->rd_rel->relowner, user_id, id, false);
 }
 
-/*
- * UPDATE: refuse key changes and stale versions; leave a row whose content
- * did not change as it was; otherwise validate, bump the version, stamp the
- * row and archive the replaced content.
- */
-static HeapTuple
-guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
-			 GuardColumns *cols)
+/* UPDATE: the key names the conversation; moving it would orphan its history */
+static void
+refuse_key_change(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
+				  GuardColumns *cols)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
 	bool		onull,
 				nnull;
 	Datum		od,
 				nd;
-	int64		old_version;
 	bool		key_changed;
-	bool		trusted;
-	bool		optimistic;
-	bool		orm_bump;
-	bool		changed;
-	bool		messages_changed;
-	char		checksum[CP_CHECKSUM_LEN + 1];
-	int32		count = 0;
-	const char *replaced_by = "direct";
-	Jsonb	   *discarded = NULL;
-	int			attnums[7];
-	Datum		values[7];
-	bool		nulls[7] = {false, false, false, false, false, false, false};
-	int			n = 0;
 
-	/* The key names the conversation; moving it would orphan its history */
 	od = heap_getattr(oldtup, cols->user_id, desc, &onull);
 	nd = heap_getattr(newtup, cols->user_id, desc, &nnull);
 	key_changed = nnull ||
@@ -404,211 +463,127 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot change the user_id or id of a conversation"),
 				 errhint("Insert the conversation under its new key, then delete the old row.")));
-
-	/*
-	 * The version compare-and-swap.  Two conventions are accepted: the
-	 * stored version (chatpersist's own: send the version you read) and the
-	 * stored version plus one (the optimistic locking of ORMs, which write
-	 * SET version = <read> + 1 ... WHERE version = <read>).  Either way the
-	 * new version is the stored one plus one, set below.
-	 */
-	old_version = DatumGetInt64(heap_getattr(oldtup, cols->version, desc, &onull));
-	nd = heap_getattr(newtup, cols->version, desc, &nnull);
-	orm_bump = !nnull && old_version < PG_INT64_MAX &&
-		DatumGetInt64(nd) == old_version + 1;
-	if (nnull || (DatumGetInt64(nd) != old_version && !orm_bump))
-	{
-		char	   *cid = TextDatumGetCString(heap_getattr(oldtup, cols->id, desc, &onull));
-
-		CpStatsAdd(CP_STAT_STALE_UPDATES, 1);
-
-		if (nnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("conversation \"%s\" was modified concurrently", cid),
-					 errdetail("Expected version NULL, found %lld.",
-							   (long long) old_version),
-					 errhint("Reload the conversation and retry.")));
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("conversation \"%s\" was modified concurrently", cid),
-				 errdetail("Expected version %lld, found %lld.",
-						   (long long) DatumGetInt64(nd), (long long) old_version),
-				 errhint("Reload the conversation and retry.")));
-	}
-
-	trusted = note_matches(newtup, desc, cols);
-	if (trusted)
-	{
-		strcpy(checksum, CpPendingWrite.checksum);
-		count = CpPendingWrite.message_count;
-		replaced_by = CpPendingWrite.replaced_by;
-		discarded = CpPendingWrite.discarded;
-	}
-	if (trusted && !CpPendingWrite.optimistic)
-	{
-		/* The save path compared with the row and writes because it changed */
-		changed = true;
-		messages_changed = true;
-	}
-	else
-	{
-		od = heap_getattr(oldtup, cols->messages, desc, &onull);
-		nd = heap_getattr(newtup, cols->messages, desc, &nnull);
-		if (nnull)
-			messages_changed = true;
-		else if (trusted)
-		{
-			/*
-			 * A different checksum proves a change without detoasting the
-			 * stored messages; only an equal one (a retry) compares bytes
-			 */
-			char	   *oc = TextDatumGetCString(heap_getattr(oldtup, cols->checksum, desc, &onull));
-
-			messages_changed = strcmp(oc, checksum) != 0 || !same_varlena(od, nd);
-		}
-		else
-			messages_changed = !same_varlena(od, nd);
-		changed = messages_changed;
-		for (int i = 0; !changed && i < 3; i++)
-		{
-			int			att = (i == 0) ? cols->title :
-				(i == 1) ? cols->metadata : cols->deleted;
-
-			od = heap_getattr(oldtup, att, desc, &onull);
-			nd = heap_getattr(newtup, att, desc, &nnull);
-			if (onull || nnull)
-				changed = (onull != nnull);
-			else if (att == cols->deleted)
-				changed = DatumGetBool(od) != DatumGetBool(nd);
-			else
-				changed = !same_varlena(od, nd);
-		}
-	}
-	optimistic = trusted && CpPendingWrite.optimistic;
-	CpClearPendingWrite();
-
-	/*
-	 * An ORM that set version = stored + 1 holds that number as the row's
-	 * version from now on, so the row must reach it even when the content
-	 * did not change (the replaced version is archived as usual)
-	 */
-	if (orm_bump)
-		changed = true;
-
-	/*
-	 * An optimistic save that changes nothing (a retry) skips the row, so
-	 * that nothing at all is written; the save path sees no row updated
-	 * and answers unchanged from its locking path
-	 */
-	if (!changed && optimistic)
-		return NULL;
-
-	if (!changed)
-	{
-		/* Nothing to record: keep every computed column as stored */
-		int			keep[] = {cols->checksum, cols->message_count,
-			cols->created_at, cols->last_modified, cols->change_xid};
-
-		for (int i = 0; i < lengthof(keep); i++)
-		{
-			attnums[n] = keep[i];
-			values[n] = heap_getattr(oldtup, keep[i], desc, &nulls[n]);
-			n++;
-		}
-		return heap_modify_tuple_by_cols(newtup, desc, n, attnums, values, nulls);
-	}
-
-	nd = heap_getattr(newtup, cols->metadata, desc, &nnull);
-	if (!nnull)
-		CpCheckMetadata(DatumGetJsonbP(nd), "metadata");
-
-	if (!trusted)
-	{
-		nd = heap_getattr(newtup, cols->messages, desc, &nnull);
-		if (nnull)
-		{
-			/* the NOT NULL check reports it */
-			checksum[0] = '\0';
-			count = 0;
-		}
-		else if (messages_changed)
-			compute_messages(nd, checksum, &count);
-		else
-		{
-			strlcpy(checksum,
-					TextDatumGetCString(heap_getattr(oldtup, cols->checksum, desc, &onull)),
-					sizeof(checksum));
-			count = DatumGetInt32(heap_getattr(oldtup, cols->message_count, desc, &onull));
-		}
-	}
-
-	archive_version(rel->rd_rel->relowner, oldtup, desc, cols, replaced_by,
-					discarded);
-
-	attnums[n] = cols->version;
-	values[n++] = Int64GetDatum(version_after(old_version,
-											  heap_getattr(oldtup, cols->id, desc, &onull)));
-	attnums[n] = cols->checksum;
-	values[n++] = CStringGetTextDatum(checksum);
-	attnums[n] = cols->message_count;
-	values[n++] = Int32GetDatum(count);
-	attnums[n] = cols->last_modified;
-	values[n++] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	attnums[n] = cols->change_xid;
-	values[n++] = FullTransactionIdGetDatum(GetTopFullTransactionId());
-	attnums[n] = cols->created_at;
-	values[n] = heap_getattr(oldtup, cols->created_at, desc, &nulls[n]);
-	n++;
-
-	return heap_modify_tuple_by_cols(newtup, desc, n, attnums, values, nulls);
 }
 
 /*
- * Is this the row the save path described in CpPendingWrite?  The key and
- * the messages bytes must match; anything else (another trigger changed the
- * row, a nested write) is treated as a foreign write.
- *
- * The id of an UPDATE's new row is the stored one, which TOAST may have
- * compressed in place (a long, compressible id in a row over the TOAST
- * threshold), so it is compared detoasted.  The messages are the value the
- * save path handed to SPI, never compressed before this trigger runs: a
- * compressed or external value there is not ours.
+ * UPDATE: the version compare-and-swap.  Two conventions are accepted: the
+ * stored version (chatpersist's own: send the version you read) and the
+ * stored version plus one (the optimistic locking of ORMs, which write SET
+ * version = <read> + 1 ... WHERE version = <read>).  Either way the new
+ * version is the stored one plus one (guard_update sets it).  Anything else
+ * is 40001.  Returns true for the ORMs' convention.
  */
 static bool
-note_matches(HeapTuple tup, TupleDesc desc, GuardColumns *cols)
+check_version(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
+			  GuardColumns *cols)
 {
-	bool		isnull;
-	bool		same;
-	Datum		d;
-	struct varlena *v;
-	Jsonb	   *note = CpPendingWrite.messages;
+	bool		onull,
+				nnull;
+	int64		stored = DatumGetInt64(heap_getattr(oldtup, cols->version, desc, &onull));
+	Datum		nd = heap_getattr(newtup, cols->version, desc, &nnull);
+	int64		claimed = nnull ? 0 : DatumGetInt64(nd);
+	bool		orm_bump = !nnull && stored < PG_INT64_MAX && claimed == stored + 1;
 
-	if (!CpPendingWrite.active)
-		return false;
+	if (nnull || (claimed != stored && !orm_bump))
+	{
+		CpStatsAdd(CP_STAT_STALE_UPDATES, 1);
+		CpReportModifiedConcurrently(TextDatumGetCString(heap_getattr(oldtup, cols->id, desc, &onull)),
+									 nnull ? NULL : &claimed, stored,
+									 "Reload the conversation and retry.");
+	}
+	return orm_bump;
+}
 
-	d = heap_getattr(tup, cols->user_id, desc, &isnull);
-	if (isnull || memcmp(DatumGetPointer(d), &CpPendingWrite.user_id, UUID_LEN) != 0)
-		return false;
+/*
+ * UPDATE: did title, messages, metadata or deleted change?  note is the
+ * save path's note for this row, or NULL for a foreign write.  A save that
+ * compared with the row itself writes because something changed; for an
+ * optimistic save (fast_forward) a different checksum proves a change
+ * without detoasting the stored messages, and only an equal one (a retry)
+ * compares bytes.
+ */
+static UpdateChange
+what_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
+			 GuardColumns *cols, const CpWriteNote *note)
+{
+	UpdateChange change;
+	int			others[] = {cols->title, cols->metadata, cols->deleted};
+	bool		onull,
+				nnull;
+	Datum		od,
+				nd;
 
-	d = heap_getattr(tup, cols->id, desc, &isnull);
-	if (isnull)
-		return false;
-	v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
-	same = VARSIZE_ANY_EXHDR(v) == CpPendingWrite.conversation_id_len &&
-		memcmp(VARDATA_ANY(v), CpPendingWrite.conversation_id,
-			   CpPendingWrite.conversation_id_len) == 0;
-	if (v != (struct varlena *) DatumGetPointer(d))
-		pfree(v);
-	if (!same)
-		return false;
+	if (note && !note->optimistic)
+	{
+		change.changed = change.messages_changed = true;
+		return change;
+	}
 
-	d = heap_getattr(tup, cols->messages, desc, &isnull);
-	v = (struct varlena *) DatumGetPointer(d);
-	if (isnull || (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v)))
-		return false;
-	return VARSIZE_ANY_EXHDR(v) == VARSIZE(note) - VARHDRSZ &&
-		memcmp(VARDATA_ANY(v), VARDATA(note), VARSIZE(note) - VARHDRSZ) == 0;
+	od = heap_getattr(oldtup, cols->messages, desc, &onull);
+	nd = heap_getattr(newtup, cols->messages, desc, &nnull);
+	if (nnull)
+		change.messages_changed = true;
+	else if (note)
+		change.messages_changed =
+			strcmp(TextDatumGetCString(heap_getattr(oldtup, cols->checksum, desc, &onull)),
+				   note->checksum) != 0 || !same_varlena(od, nd);
+	else
+		change.messages_changed = !same_varlena(od, nd);
+
+	change.changed = change.messages_changed;
+	for (size_t i = 0; !change.changed && i < lengthof(others); i++)
+	{
+		od = heap_getattr(oldtup, others[i], desc, &onull);
+		nd = heap_getattr(newtup, others[i], desc, &nnull);
+		if (onull || nnull)
+			change.changed = (onull != nnull);
+		else if (others[i] == cols->deleted)
+			change.changed = DatumGetBool(od) != DatumGetBool(nd);
+		else
+			change.changed = !same_varlena(od, nd);
+	}
+	return change;
+}
+
+/* UPDATE of no content: nothing to record, every computed column as stored */
+static HeapTuple
+keep_computed_columns(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
+					  GuardColumns *cols)
+{
+	int			keep[] = {cols->checksum, cols->message_count,
+		cols->created_at, cols->last_modified, cols->change_xid};
+	Datum		values[lengthof(keep)];
+	bool		nulls[lengthof(keep)];
+
+	for (size_t i = 0; i < lengthof(keep); i++)
+		values[i] = heap_getattr(oldtup, keep[i], desc, &nulls[i]);
+	return heap_modify_tuple_by_cols(newtup, desc, lengthof(keep), keep, values, nulls);
+}
+
+/* Archive the replaced row oldtup into history (history.c) */
+static void
+archive_row(Relation rel, HeapTuple oldtup, GuardColumns *cols,
+			CpStatus replaced_by, Jsonb *discarded)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			atts[CP_ARC_NCOLUMNS] = {
+		[CP_ARC_USER_ID] = cols->user_id,
+		[CP_ARC_ID] = cols->id,
+		[CP_ARC_VERSION] = cols->version,
+		[CP_ARC_TITLE] = cols->title,
+		[CP_ARC_MESSAGES] = cols->messages,
+		[CP_ARC_METADATA] = cols->metadata,
+		[CP_ARC_CHECKSUM] = cols->checksum,
+		[CP_ARC_MESSAGE_COUNT] = cols->message_count,
+		[CP_ARC_DELETED] = cols->deleted,
+		[CP_ARC_LAST_MODIFIED] = cols->last_modified,
+	};
+	Datum		row[CP_ARC_NCOLUMNS];
+	bool		nulls[CP_ARC_NCOLUMNS];
+
+	for (int i = 0; i < CP_ARC_NCOLUMNS; i++)
+		row[i] = heap_getattr(oldtup, atts[i], desc, &nulls[i]);
+	CpHistoryArchive(rel->rd_rel->relowner, row, nulls, replaced_by, discarded);
 }
 
 /*
@@ -649,241 +624,6 @@ same_varlena(Datum a, Datum b)
 	if (vb != (struct varlena *) DatumGetPointer(b))
 		pfree(vb);
 	return result;
-}
-
-/*
- * The version a new row of (user_id, id) gets: one past every version the
- * key has had (its live row's, history's, and its floor's: the version a
- * plain DELETE removed, kept in chatpersist.version_floors even when
- * history keeps nothing), so that a version never names two contents.
- *
- * The INSERT's unique check comes after this trigger, and may wait for a
- * transaction that deletes the key's row and archives its version; a
- * version chosen before that wait can be one that history then holds (the
- * version reuse of issue 11).  So a client INSERT (lock = true) first locks
- * the key's floor row, creating it if need be (an upsert, as the table
- * owner), and holds that row lock to the end of its transaction; every
- * INSERT and every plain DELETE of the key (archive_version) takes the same
- * row lock.  Then it reads the live row, history and the floor with the
- * latest snapshot (not the transaction's, which under REPEATABLE READ may
- * predate a whole delete and re-create).  Whatever deleted or inserted the
- * key before has committed by then and is seen; whatever comes after waits
- * for this transaction.  Row locks, unlike advisory locks, take no room in
- * the shared lock table, so a transaction may create any number of
- * conversations.  Under REPEATABLE READ a floor that a concurrent
- * transaction changed raises 40001 (retry).
- *
- * A restore (lock = false, see is_restore) only reads: it writes no floor,
- * so that a restore never collides with anything.
- */
-static int64
-next_version(Relation rel, Datum user_id, Datum id, bool lock)
-{
-	Oid			owner = rel->rd_rel->relowner;
-	Datum		args[2] = {user_id, id};
-	Oid			save_userid;
-	int			save_sec_context;
-	bool		floors;
-	SPIPlanPtr	newest_plan;
-	bool		isnull;
-	Datum		d;
-	int64		newest = 0;
-
-	/*
-	 * Before ALTER EXTENSION ... UPDATE to 1.1 there is no floor table (this
-	 * library already runs on the 1.0 schema): then only row and history
-	 * count, unlocked, as in 1.0
-	 */
-	floors = OidIsValid(CpExtensionTable("version_floors"));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (floors && lock_floor_plan == NULL)
-	{
-		Oid			types[2] = {UUIDOID, TEXTOID};
-
-		lock_floor_plan = CpPrepareKept("INSERT INTO " CP_VERSION_FLOORS " AS f "
-										"(user_id, conversation_id, version) "
-										"VALUES ($1, $2, 0) "
-										"ON CONFLICT (user_id, conversation_id) "
-										"DO UPDATE SET version = f.version",
-										2, types);
-	}
-	if (floors && newest_version_plan == NULL)
-	{
-		Oid			types[2] = {UUIDOID, TEXTOID};
-
-		newest_version_plan =
-			CpPrepareKept(CP_NEWEST_VERSION_SQL("UNION ALL "
-												"SELECT version FROM " CP_VERSION_FLOORS " "
-												"WHERE user_id OPERATOR(pg_catalog.=) $1 "
-												"AND conversation_id OPERATOR(pg_catalog.=) $2"),
-						  2, types);
-	}
-	if (!floors && newest_version_1_0_plan == NULL)
-	{
-		Oid			types[2] = {UUIDOID, TEXTOID};
-
-		newest_version_1_0_plan = CpPrepareKept(CP_NEWEST_VERSION_SQL(""), 2, types);
-	}
-	newest_plan = floors ? newest_version_plan : newest_version_1_0_plan;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
-
-	if (floors && lock &&
-		SPI_execute_plan(lock_floor_plan, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "chatpersist: locking the conversation's version floor failed");
-	if (SPI_execute_snapshot(newest_plan, args, NULL, GetLatestSnapshot(),
-							 InvalidSnapshot, false, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "chatpersist: reading the conversation's versions failed");
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		newest = DatumGetInt64(d);
-
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	SPI_finish();
-	return newest == 0 ? 1 : version_after(newest, id);
-}
-
-/*
- * Record that the key (user_id, id) has had the given version: its floor
- * becomes at least that.  Called by a plain DELETE, which holds the row's
- * lock; the floor row's lock, taken here until the transaction ends, makes
- * an INSERT of the key wait until the deletion is committed or rolled back
- * (see next_version).
- */
-static void
-raise_floor(Oid owner, Datum user_id, Datum id, int64 version)
-{
-	Datum		args[3] = {user_id, id, Int64GetDatum(version)};
-	Oid			save_userid;
-	int			save_sec_context;
-
-	if (!OidIsValid(CpExtensionTable("version_floors")))
-		return;					/* the 1.0 schema: history is all there is */
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (raise_floor_plan == NULL)
-	{
-		Oid			types[3] = {UUIDOID, TEXTOID, INT8OID};
-
-		raise_floor_plan = CpPrepareKept("INSERT INTO " CP_VERSION_FLOORS " AS f "
-										 "(user_id, conversation_id, version) "
-										 "VALUES ($1, $2, $3) "
-										 "ON CONFLICT (user_id, conversation_id) "
-										 "DO UPDATE SET version = "
-										 "GREATEST(f.version, EXCLUDED.version)",
-										 3, types);
-	}
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
-	if (SPI_execute_plan(raise_floor_plan, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "chatpersist: recording the conversation's version floor failed");
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	SPI_finish();
-}
-
-/*
- * The version that follows version: 22003 at the top of bigint, rather than
- * wrapping around (only a restored row can carry such a version).  id is
- * the conversation id, for the message.
- */
-static int64
-version_after(int64 version, Datum id)
-{
-	if (version == PG_INT64_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("conversation \"%s\" has reached the largest version",
-						TextDatumGetCString(id)),
-				 errdetail("Version %lld cannot be increased.", (long long) version)));
-	return version + 1;
-}
-
-/*
- * Archive the replaced row into history and prune history beyond
- * chatpersist.history_depth for this conversation.  The jsonb values are
- * passed as they are stored: a compressed TOAST value is copied without
- * being decompressed or compressed again.
- */
-static void
-archive_version(Oid owner, HeapTuple oldtup, TupleDesc desc,
-				GuardColumns *cols, const char *replaced_by, Jsonb *discarded)
-{
-	Datum		args[14];
-	char		argnulls[14];
-	Oid			save_userid;
-	int			save_sec_context;
-	bool		isnull;
-	int64		version;
-	int			srccols[] = {cols->user_id, cols->id, cols->version, cols->title,
-		cols->messages, cols->metadata, cols->checksum, cols->message_count,
-	cols->deleted, cols->last_modified};
-	int			depth = cp_history_depth;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	/* Each plan is checked on its own: a failed prepare leaves it NULL */
-	if (archive_plan == NULL)
-		archive_plan = CpPrepareKept(CP_ARCHIVE_SQL, 13, archive_types);
-	if (prune_plan == NULL)
-		prune_plan = CpPrepareKept(CP_PRUNE_SQL("$3"), 3, archive_types);
-	if (archive_prune_plan == NULL)
-		archive_prune_plan = CpPrepareKept("WITH pruned AS (" CP_PRUNE_SQL("$14") ") "
-										  CP_ARCHIVE_SQL, 14, archive_types);
-
-	for (int i = 0; i < lengthof(srccols); i++)
-	{
-		args[i] = heap_getattr(oldtup, srccols[i], desc, &isnull);
-		argnulls[i] = isnull ? 'n' : ' ';
-	}
-	version = DatumGetInt64(args[2]);
-	args[10] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	argnulls[10] = ' ';
-	args[11] = CStringGetTextDatum(replaced_by);
-	argnulls[11] = ' ';
-	args[12] = discarded ? JsonbPGetDatum(discarded) : (Datum) 0;
-	argnulls[12] = discarded ? ' ' : 'n';
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
-
-	/*
-	 * Keep the versions above version - depth (versions start at 1), the
-	 * replaced one included: with depth 0 that is none, so nothing is
-	 * archived and what an earlier depth kept goes; until history is full
-	 * the row is only archived; after that, archive and prune are one
-	 * statement (the common case).
-	 */
-	if (depth == 0)
-	{
-		Datum		pargs[3] = {args[0], args[1], Int64GetDatum(version)};
-
-		if (SPI_execute_plan(prune_plan, pargs, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "chatpersist: pruning history failed");
-	}
-	else if (version - depth < 1)
-	{
-		if (SPI_execute_plan(archive_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "chatpersist: archiving to history failed");
-	}
-	else
-	{
-		args[13] = Int64GetDatum(version - depth);
-		argnulls[13] = ' ';
-		if (SPI_execute_plan(archive_prune_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "chatpersist: archiving to history failed");
-	}
-
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	SPI_finish();
 }
 
 /*
