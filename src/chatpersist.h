@@ -307,6 +307,48 @@ extern bool CpHistoryFetch(pg_uuid_t *user_id, text *conversation_id,
 extern void CpReturnQuery(FunctionCallInfo fcinfo, struct _SPI_plan **plan,
 						  const char *sql, int nargs, Oid *types, Datum *args);
 
+/*
+ * storage.c: how a conversation is stored.  CpStoredRow is the row a write
+ * locked; CpNewContent what the write decided to store (and how save.c
+ * reports it).
+ */
+typedef struct CpStoredRow
+{
+	int64		version;
+	char		checksum[CP_CHECKSUM_LEN + 1];
+	int32		message_count;
+	bool		deleted;
+	text	   *title;
+	Jsonb	   *metadata;
+	Datum		messages_datum; /* as stored, maybe toasted */
+	Jsonb	   *messages;		/* detoasted on first use: CpStoredMessages */
+} CpStoredRow;
+
+typedef struct CpNewContent
+{
+	text	   *title;
+	Jsonb	   *messages;
+	Jsonb	   *metadata;
+	bool		deleted;
+	char		checksum[CP_CHECKSUM_LEN + 1];
+	int32		count;
+	CpStatus	status;			/* returned to the caller */
+	CpStatus	replaced_by;	/* history's replaced_by for this write */
+	Jsonb	   *discarded;		/* losing incoming copies, or NULL */
+	int32		conflicts;
+} CpNewContent;
+
+extern bool CpStorageLock(pg_uuid_t *user_id, text *conversation_id, CpStoredRow *row);
+extern Jsonb *CpStoredMessages(CpStoredRow *row);
+extern bool CpStorageInsert(pg_uuid_t *user_id, text *conversation_id,
+							CpNewContent *nc, const TimestampTz *created_at,
+							int64 *version);
+extern int64 CpStorageUpdate(pg_uuid_t *user_id, text *conversation_id,
+							 CpNewContent *nc);
+extern bool CpStorageFastForward(pg_uuid_t *user_id, text *conversation_id,
+								 text *title, Jsonb *metadata, int64 expected,
+								 CpNewContent *nc, int64 *version);
+
 /* save.c: a save from C (migrate.c), inside SPI_connect; returns the status */
 extern CpStatus CpSaveMessages(pg_uuid_t *user_id, text *conversation_id,
 								  text *title, Jsonb *messages, Jsonb *metadata,

@@ -20,10 +20,12 @@
  * winner's row and takes the path for an existing row (a merge, for a
  * save), so no unique violation reaches the caller.
  *
- * The functions validate, merge and checksum the messages themselves; the
- * guard trigger (trigger.c) trusts those results for exactly the row
- * described by the trusted-write note (note.c) and still bumps the version, stamps the row
- * and archives the replaced content.
+ * This file decides what to write; storage.c owns the statements that read
+ * and write the stored conversation.  The functions validate, merge and
+ * checksum the messages themselves; the guard trigger (trigger.c) trusts
+ * those results for exactly the row described by the trusted-write note
+ * (note.c) and still bumps the version, stamps the row and archives the
+ * replaced content.
  *
  * Copyright (c) 2026, chatpersist developers
  *
@@ -34,17 +36,12 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
-#include "utils/lsyscache.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "chatpersist.h"
@@ -75,34 +72,6 @@ typedef struct WriteRequest
 	TimestampTz created_at;
 } WriteRequest;
 
-/* New content decided for the row */
-typedef struct NewContent
-{
-	text	   *title;
-	Jsonb	   *messages;
-	Jsonb	   *metadata;
-	bool		deleted;
-	char		checksum[CP_CHECKSUM_LEN + 1];
-	int32		count;
-	CpStatus	status;			/* returned to the caller */
-	CpStatus	replaced_by;	/* history's replaced_by for this write */
-	Jsonb	   *discarded;		/* losing incoming copies, or NULL */
-	int32		conflicts;
-} NewContent;
-
-/* The conversation row as locked by the write */
-typedef struct StoredRow
-{
-	int64		version;
-	char		checksum[CP_CHECKSUM_LEN + 1];
-	int32		message_count;
-	bool		deleted;
-	text	   *title;
-	Jsonb	   *metadata;
-	Datum		messages_datum; /* as stored, maybe toasted */
-	Jsonb	   *messages;		/* detoasted on first use, see stored_messages */
-} StoredRow;
-
 /* What the call returns */
 typedef struct WriteOutcome
 {
@@ -115,32 +84,21 @@ typedef struct WriteOutcome
 	int32		conflicts;
 } WriteOutcome;
 
-/* Plans prepared on first use and kept for the life of the backend */
-static SPIPlanPtr lock_plan = NULL;
-static SPIPlanPtr insert_plan = NULL;
-static SPIPlanPtr update_plan = NULL;
-static SPIPlanPtr forward_plan = NULL;
-
 static Datum write_entry(FunctionCallInfo fcinfo, WriteRequest *req);
 static void do_write(WriteRequest *req, WriteOutcome *out);
 static bool fast_forward(WriteRequest *req, WriteOutcome *out);
 static bool create_row(WriteRequest *req, WriteOutcome *out);
-static void decide_save(WriteRequest *req, StoredRow *row, NewContent *nc);
-static void decide_append(WriteRequest *req, StoredRow *row, NewContent *nc);
-static bool decide_delete(WriteRequest *req, StoredRow *row, NewContent *nc);
-static void decide_restore(WriteRequest *req, StoredRow *row, NewContent *nc);
-static void merge_into(CpMessageArray *base, StoredRow *row,
-					   CpMessageArray *incoming, NewContent *nc);
-static void take_messages(NewContent *nc, Jsonb *messages, const char *what);
-static void take_incoming(WriteRequest *req, NewContent *nc);
-static bool same_content(NewContent *nc, StoredRow *row);
-static bool losers_kept(WriteRequest *req, StoredRow *row, NewContent *nc);
-static Jsonb *stored_messages(StoredRow *row);
-static bool lock_row(WriteRequest *req, StoredRow *row);
+static void decide_save(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
+static void decide_append(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
+static bool decide_delete(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
+static void decide_restore(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
+static void merge_into(CpMessageArray *base, CpStoredRow *row,
+					   CpMessageArray *incoming, CpNewContent *nc);
+static void take_messages(CpNewContent *nc, Jsonb *messages, const char *what);
+static void take_incoming(WriteRequest *req, CpNewContent *nc);
+static bool same_content(CpNewContent *nc, CpStoredRow *row);
+static bool losers_kept(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
 static void read_key(FunctionCallInfo fcinfo, WriteRequest *req);
-static bool insert_row(WriteRequest *req, NewContent *nc, int64 *version);
-static int64 update_row(WriteRequest *req, NewContent *nc);
-static void set_note(WriteRequest *req, NewContent *nc, bool optimistic);
 static bool same_jsonb_text(Jsonb *a, Jsonb *b);
 static bool same_text(text *a, text *b);
 static Jsonb *empty_jsonb(bool object);
@@ -390,8 +348,8 @@ write_entry(FunctionCallInfo fcinfo, WriteRequest *req)
 static void
 do_write(WriteRequest *req, WriteOutcome *out)
 {
-	StoredRow	row;
-	NewContent	nc = {0};
+	CpStoredRow	row;
+	CpNewContent	nc = {0};
 
 	/* A save from the current version needs no look at the row first */
 	if (req->kind == WRITE_SAVE && req->has_expected && !req->force &&
@@ -403,7 +361,7 @@ do_write(WriteRequest *req, WriteOutcome *out)
 	 * insert, continue on its row; if that row is removed again before we
 	 * lock it, start over.
 	 */
-	while (!lock_row(req, &row))
+	while (!CpStorageLock(req->user_id, req->conversation_id, &row))
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (create_row(req, out))
@@ -448,7 +406,7 @@ do_write(WriteRequest *req, WriteOutcome *out)
 	}
 
 	out->status = nc.status;
-	out->version = update_row(req, &nc);
+	out->version = CpStorageUpdate(req->user_id, req->conversation_id, &nc);
 	strcpy(out->checksum, nc.checksum);
 	out->count = nc.count;
 }
@@ -468,55 +426,17 @@ do_write(WriteRequest *req, WriteOutcome *out)
 static bool
 fast_forward(WriteRequest *req, WriteOutcome *out)
 {
-	NewContent	nc = {0};
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	int			rc;
-
-	if (forward_plan == NULL)
-	{
-		Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, INT8OID};
-
-		forward_plan = CpPrepareKept("UPDATE " CP_CONVERSATIONS " "
-									"SET title = COALESCE($3, title), messages = $4, "
-									"metadata = COALESCE($5, metadata) "
-									"WHERE user_id OPERATOR(pg_catalog.=) $1 "
-									"AND id OPERATOR(pg_catalog.=) $2 "
-									"AND version OPERATOR(pg_catalog.=) $6 AND NOT deleted "
-									"RETURNING version, checksum, message_count",
-									6, types);
-	}
+	CpNewContent nc = {0};
 
 	take_incoming(req, &nc);
 	nc.status = CP_STATUS_UPDATED;
 	nc.replaced_by = CP_STATUS_UPDATED;
-
-	args[0] = UUIDPGetDatum(req->user_id);
-	args[1] = PointerGetDatum(req->conversation_id);
-	args[2] = req->title ? PointerGetDatum(req->title) : (Datum) 0;
-	nulls[2] = req->title ? ' ' : 'n';
-	args[3] = JsonbPGetDatum(nc.messages);
-	args[4] = req->metadata ? JsonbPGetDatum(req->metadata) : (Datum) 0;
-	nulls[4] = req->metadata ? ' ' : 'n';
-	args[5] = Int64GetDatum(req->expected);
-
-	set_note(req, &nc, true);
-	rc = SPI_execute_plan(forward_plan, args, nulls, false, 0);
-	CpNoteClear();
-	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
+	if (!CpStorageFastForward(req->user_id, req->conversation_id, req->title,
+							  req->metadata, req->expected, &nc, &out->version))
 		return false;
 
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	out->version = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	text_to_cstring_buffer(DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull)),
-						   out->checksum, sizeof(out->checksum));
-	out->count = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	strcpy(out->checksum, nc.checksum);
+	out->count = nc.count;
 	out->stored_version = req->expected;
 	out->has_version = true;
 	out->status = CP_STATUS_UPDATED;
@@ -531,7 +451,7 @@ fast_forward(WriteRequest *req, WriteOutcome *out)
 static bool
 create_row(WriteRequest *req, WriteOutcome *out)
 {
-	NewContent	nc = {0};
+	CpNewContent	nc = {0};
 
 	switch (req->kind)
 	{
@@ -568,7 +488,8 @@ create_row(WriteRequest *req, WriteOutcome *out)
 	nc.status = CP_STATUS_CREATED;
 	nc.replaced_by = CP_STATUS_CREATED;
 
-	if (!insert_row(req, &nc, &out->version))
+	if (!CpStorageInsert(req->user_id, req->conversation_id, &nc,
+						 req->has_created_at ? &req->created_at : NULL, &out->version))
 		return false;
 
 	out->status = CP_STATUS_CREATED;
@@ -582,7 +503,7 @@ create_row(WriteRequest *req, WriteOutcome *out)
  * save_conversation on an existing row.  See the function's comment.
  */
 static void
-decide_save(WriteRequest *req, StoredRow *row, NewContent *nc)
+decide_save(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 {
 	nc->title = req->title ? req->title : row->title;
 	nc->metadata = req->metadata ? req->metadata : row->metadata;
@@ -623,7 +544,7 @@ decide_save(WriteRequest *req, StoredRow *row, NewContent *nc)
  * append_messages on an existing row.  See the function's comment.
  */
 static void
-decide_append(WriteRequest *req, StoredRow *row, NewContent *nc)
+decide_append(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 {
 	nc->title = row->title;
 	nc->metadata = row->metadata;
@@ -638,7 +559,7 @@ decide_append(WriteRequest *req, StoredRow *row, NewContent *nc)
 	{
 		CpMessageArray stored;
 
-		CpParseMessages(stored_messages(row), "the stored conversation", false, &stored);
+		CpParseMessages(CpStoredMessages(row), "the stored conversation", false, &stored);
 		nc->status = CP_STATUS_UPDATED;
 		take_messages(nc, CpUpsertMessages(&stored, &req->incoming),
 					  "the resulting conversation");
@@ -669,7 +590,7 @@ decide_append(WriteRequest *req, StoredRow *row, NewContent *nc)
  * a tombstone (nothing to do).
  */
 static bool
-decide_delete(WriteRequest *req, StoredRow *row, NewContent *nc)
+decide_delete(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 {
 	if (row->deleted)
 		return false;
@@ -693,14 +614,14 @@ decide_delete(WriteRequest *req, StoredRow *row, NewContent *nc)
  * tombstone).
  */
 static void
-decide_restore(WriteRequest *req, StoredRow *row, NewContent *nc)
+decide_restore(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 {
 	CpArchivedRow ar;
 
 	if (req->restore == row->version)
 	{
 		ar.title = row->title;
-		ar.messages = stored_messages(row);
+		ar.messages = CpStoredMessages(row);
 		ar.metadata = row->metadata;
 	}
 	else if (!CpHistoryFetch(req->user_id, req->conversation_id, req->restore, true, &ar))
@@ -723,13 +644,13 @@ decide_restore(WriteRequest *req, StoredRow *row, NewContent *nc)
  * to history's discarded column.
  */
 static void
-merge_into(CpMessageArray *base, StoredRow *row, CpMessageArray *incoming,
-		   NewContent *nc)
+merge_into(CpMessageArray *base, CpStoredRow *row, CpMessageArray *incoming,
+		   CpNewContent *nc)
 {
 	CpMessageArray stored;
 	CpMergeResult mr;
 
-	CpParseMessages(stored_messages(row), "the stored conversation", false, &stored);
+	CpParseMessages(CpStoredMessages(row), "the stored conversation", false, &stored);
 	CpMerge(base, &stored, incoming, &mr);
 	CpCheckLimits(mr.merged, mr.nmsgs, "the merged conversation");
 
@@ -749,7 +670,7 @@ merge_into(CpMessageArray *base, StoredRow *row, CpMessageArray *incoming,
  * it and count its live messages.
  */
 static void
-take_messages(NewContent *nc, Jsonb *messages, const char *what)
+take_messages(CpNewContent *nc, Jsonb *messages, const char *what)
 {
 	CpMessageArray arr;
 
@@ -763,7 +684,7 @@ take_messages(NewContent *nc, Jsonb *messages, const char *what)
  * Make the given array, validated on entry, the new array as it is.
  */
 static void
-take_incoming(WriteRequest *req, NewContent *nc)
+take_incoming(WriteRequest *req, CpNewContent *nc)
 {
 	nc->messages = req->messages;
 	CpChecksumJsonb(req->messages, nc->checksum);
@@ -775,22 +696,13 @@ take_incoming(WriteRequest *req, NewContent *nc)
  * order and white space never make a change.
  */
 static bool
-same_content(NewContent *nc, StoredRow *row)
+same_content(CpNewContent *nc, CpStoredRow *row)
 {
 	return nc->deleted == row->deleted &&
 		strcmp(nc->checksum, row->checksum) == 0 &&
 		same_text(nc->title, row->title) &&
 		same_jsonb_text(nc->metadata, row->metadata) &&
-		same_jsonb_text(nc->messages, stored_messages(row));
-}
-
-/* The stored messages, detoasted on first use */
-static Jsonb *
-stored_messages(StoredRow *row)
-{
-	if (row->messages == NULL)
-		row->messages = DatumGetJsonbP(row->messages_datum);
-	return row->messages;
+		same_jsonb_text(nc->messages, CpStoredMessages(row));
 }
 
 /*
@@ -804,7 +716,7 @@ stored_messages(StoredRow *row)
  * one.
  */
 static bool
-losers_kept(WriteRequest *req, StoredRow *row, NewContent *nc)
+losers_kept(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 {
 	CpArchivedRow ar;
 	CpMessageArray losers;
@@ -826,154 +738,6 @@ losers_kept(WriteRequest *req, StoredRow *row, NewContent *nc)
 			return false;
 	}
 	return true;
-}
-
-/*
- * Lock the conversation's row FOR UPDATE and read it into *row (values stay
- * valid until SPI_finish).  Returns false if there is no such row.
- */
-static bool
-lock_row(WriteRequest *req, StoredRow *row)
-{
-	Datum		args[2] = {UUIDPGetDatum(req->user_id),
-	PointerGetDatum(req->conversation_id)};
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	int			rc;
-
-	if (lock_plan == NULL)
-	{
-		Oid			types[2] = {UUIDOID, TEXTOID};
-
-		lock_plan = CpPrepareKept("SELECT version, checksum, message_count, deleted, "
-								 "title, metadata, messages "
-								 "FROM " CP_CONVERSATIONS " "
-								 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								 "AND id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
-								 2, types);
-	}
-
-	rc = SPI_execute_plan(lock_plan, args, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		return false;
-
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	row->version = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	text_to_cstring_buffer(DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull)),
-						   row->checksum, sizeof(row->checksum));
-	row->message_count = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-	row->deleted = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
-	row->title = DatumGetTextPP(SPI_getbinval(tup, desc, 5, &isnull));
-	row->metadata = DatumGetJsonbP(SPI_getbinval(tup, desc, 6, &isnull));
-	row->messages_datum = SPI_getbinval(tup, desc, 7, &isnull);
-	row->messages = NULL;
-	return true;
-}
-
-/*
- * INSERT ... ON CONFLICT DO NOTHING of the new row.  Returns true and the
- * new version if a row was inserted, false if another transaction's row is
- * in the way.
- */
-static bool
-insert_row(WriteRequest *req, NewContent *nc, int64 *version)
-{
-	Datum		args[6] = {UUIDPGetDatum(req->user_id),
-		PointerGetDatum(req->conversation_id), PointerGetDatum(nc->title),
-		JsonbPGetDatum(nc->messages), JsonbPGetDatum(nc->metadata),
-	TimestampTzGetDatum(req->created_at)};
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', req->has_created_at ? ' ' : 'n'};
-	bool		isnull;
-	int			rc;
-
-	if (insert_plan == NULL)
-	{
-		Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, TIMESTAMPTZOID};
-
-		insert_plan = CpPrepareKept("INSERT INTO " CP_CONVERSATIONS " "
-								   "(user_id, id, title, messages, metadata, created_at) "
-								   "VALUES ($1, $2, $3, $4, $5, "
-								   "COALESCE($6, pg_catalog.now())) "
-								   "ON CONFLICT (user_id, id) DO NOTHING "
-								   "RETURNING version",
-								   6, types);
-	}
-
-	set_note(req, nc, false);
-	rc = SPI_execute_plan(insert_plan, args, nulls, false, 0);
-	CpNoteClear();
-	if (rc != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		return false;
-	*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
-	return true;
-}
-
-/*
- * Write the new content into the locked row; the trigger bumps the version
- * and archives the replaced content.  Returns the new version.
- */
-static int64
-update_row(WriteRequest *req, NewContent *nc)
-{
-	Datum		args[6] = {UUIDPGetDatum(req->user_id),
-		PointerGetDatum(req->conversation_id), PointerGetDatum(nc->title),
-		JsonbPGetDatum(nc->messages), JsonbPGetDatum(nc->metadata),
-	BoolGetDatum(nc->deleted)};
-	bool		isnull;
-	int			rc;
-
-	if (update_plan == NULL)
-	{
-		Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, BOOLOID};
-
-		update_plan = CpPrepareKept("UPDATE " CP_CONVERSATIONS " "
-								   "SET title = $3, messages = $4, metadata = $5, "
-								   "deleted = $6 "
-								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								   "AND id OPERATOR(pg_catalog.=) $2 "
-								   "RETURNING version",
-								   6, types);
-	}
-
-	set_note(req, nc, false);
-	rc = SPI_execute_plan(update_plan, args, NULL, false, 0);
-	CpNoteClear();
-	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
-		elog(ERROR, "chatpersist: locked conversation row vanished during the write");
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/*
- * Set the trusted-write note (note.c) for the write that follows; the
- * caller clears it once the write returned.  optimistic: the write did not
- * compare with the stored row (fast_forward), so the trigger decides
- * whether anything changed.
- */
-static void
-set_note(WriteRequest *req, NewContent *nc, bool optimistic)
-{
-	CpWriteNote note;
-
-	memcpy(&note.user_id, req->user_id, sizeof(pg_uuid_t));
-	note.conversation_id = VARDATA_ANY(req->conversation_id);
-	note.conversation_id_len = VARSIZE_ANY_EXHDR(req->conversation_id);
-	note.messages = nc->messages;
-	strlcpy(note.checksum, nc->checksum, sizeof(note.checksum));
-	note.message_count = nc->count;
-	note.replaced_by = nc->replaced_by;
-	note.discarded = nc->discarded;
-	note.optimistic = optimistic;
-	CpNoteSet(&note);
 }
 
 /*
