@@ -128,9 +128,9 @@ void
 CpNullArgument(const char *argname)
 {
 	CpReject(
-			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-			 errmsg("argument \"%s\" must not be null", argname),
-			 errhint("Pass a value; chatpersist functions do not return NULL for NULL input.")));
+			 (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+			  errmsg("argument \"%s\" must not be null", argname),
+			  errhint("Pass a value; chatpersist functions do not return NULL for NULL input.")));
 }
 
 /*

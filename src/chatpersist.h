@@ -351,9 +351,9 @@ extern bool CpStorageFastForward(pg_uuid_t *user_id, text *conversation_id,
 
 /* save.c: a save from C (migrate.c), inside SPI_connect; returns the status */
 extern CpStatus CpSaveMessages(pg_uuid_t *user_id, text *conversation_id,
-								  text *title, Jsonb *messages, Jsonb *metadata,
-								  bool has_created_at, TimestampTz created_at,
-								  const char *argname);
+							   text *title, Jsonb *messages, Jsonb *metadata,
+							   bool has_created_at, TimestampTz created_at,
+							   const char *argname);
 
 /*
  * cursor.c: a change cursor is (origin << CP_CURSOR_STAMP_BITS) | stamp,
@@ -363,7 +363,8 @@ extern CpStatus CpSaveMessages(pg_uuid_t *user_id, text *conversation_id,
  */
 #define CP_CURSOR_STAMP_BITS	40
 #define CP_CURSOR_STAMP_MASK	((INT64CONST(1) << CP_CURSOR_STAMP_BITS) - 1)
-#define CP_CURSOR_MAX_ORIGIN	8191	/* origins 1..8191: cursors stay below 2^53 */
+#define CP_CURSOR_MAX_ORIGIN	8191	/* origins 1..8191: cursors stay below
+										 * 2^53 */
 extern int	CpCursorOrigin(void);
 extern int64 CpCursorStamp(int64 cursor);
 

@@ -142,8 +142,8 @@ text_hash_room(CpTextHash *th, char *dst, size_t need)
 
 	/*
 	 * CpHashContainer leaves th->state and th->buf unset until they are
-	 * written (the state at the first flush), which cppcheck's
-	 * whole-program check takes for a read of an uninitialised variable
+	 * written (the state at the first flush), which cppcheck's whole-program
+	 * check takes for a read of an uninitialised variable
 	 */
 	/* cppcheck-suppress ctuuninitvar */
 	if (unlikely((size_t) (th->bufend - dst) < need))

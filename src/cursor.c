@@ -238,6 +238,8 @@ chatpersist_restamp(PG_FUNCTION_ARGS)
 	bool		isnull;
 	char	   *enabled;
 	uint64		count;
+	Oid			argtype = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
 
 	if (!has_privs_of_role(GetUserId(), CpRelationOwner(relid)))
 		ereport(ERROR,
@@ -252,8 +254,7 @@ chatpersist_restamp(PG_FUNCTION_ARGS)
 	rc = SPI_execute_with_args("SELECT tgenabled::pg_catalog.text FROM pg_catalog.pg_trigger "
 							   "WHERE tgrelid OPERATOR(pg_catalog.=) $1 "
 							   "AND tgname OPERATOR(pg_catalog.=) 'conversations_restamp'",
-							   1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)},
-							   NULL, true, 1);
+							   1, &argtype, &arg, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1)
@@ -273,8 +274,8 @@ chatpersist_restamp(PG_FUNCTION_ARGS)
 
 	/*
 	 * Replica mode for this statement only: the guard trigger, which would
-	 * keep an unchanged row's stamp, does not fire.  The setting is undone
-	 * by AtEOXact_GUC, or by the abort of the transaction on an error.
+	 * keep an unchanged row's stamp, does not fire.  The setting is undone by
+	 * AtEOXact_GUC, or by the abort of the transaction on an error.
 	 */
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("session_replication_role", "replica",

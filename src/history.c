@@ -115,7 +115,7 @@ CpHistoryArchive(Oid owner, const Datum *row, const bool *nulls,
 		prune_plan = CpPrepareKept(CP_PRUNE_SQL("$3"), 3, archive_types);
 	if (archive_prune_plan == NULL)
 		archive_prune_plan = CpPrepareKept("WITH pruned AS (" CP_PRUNE_SQL("$14") ") "
-										  CP_ARCHIVE_SQL, 14, archive_types);
+										   CP_ARCHIVE_SQL, 14, archive_types);
 
 	for (int i = 0; i < CP_ARC_NCOLUMNS; i++)
 	{
@@ -134,9 +134,9 @@ CpHistoryArchive(Oid owner, const Datum *row, const bool *nulls,
 	/*
 	 * Keep the versions above version - depth (versions start at 1), the
 	 * replaced one included: with depth 0 that is none, so nothing is
-	 * archived and what an earlier depth kept goes; until history is full
-	 * the row is only archived; after that, archive and prune are one
-	 * statement (the common case).
+	 * archived and what an earlier depth kept goes; until history is full the
+	 * row is only archived; after that, archive and prune are one statement
+	 * (the common case).
 	 */
 	if (depth == 0)
 	{
@@ -318,10 +318,10 @@ CpHistoryFetch(pg_uuid_t *user_id, text *conversation_id, int64 version,
 		Oid			types[3] = {UUIDOID, TEXTOID, INT8OID};
 
 		archived_plan = CpPrepareKept("SELECT title, messages, metadata, discarded FROM " CP_HISTORY " "
-									 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-									 "AND conversation_id OPERATOR(pg_catalog.=) $2 "
-									 "AND version OPERATOR(pg_catalog.=) $3",
-									 3, types);
+									  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									  "AND conversation_id OPERATOR(pg_catalog.=) $2 "
+									  "AND version OPERATOR(pg_catalog.=) $3",
+									  3, types);
 	}
 
 	if (as_owner)
@@ -329,9 +329,9 @@ CpHistoryFetch(pg_uuid_t *user_id, text *conversation_id, int64 version,
 
 	/*
 	 * Not read_only: under READ COMMITTED that takes a fresh snapshot, which
-	 * sees the version archived by the transaction whose row lock we may
-	 * just have waited for.  The statement's snapshot would not, and the
-	 * merge would silently lose its base.
+	 * sees the version archived by the transaction whose row lock we may just
+	 * have waited for.  The statement's snapshot would not, and the merge
+	 * would silently lose its base.
 	 */
 	rc = SPI_execute_plan(archived_plan, args, NULL, false, 1);
 	if (as_owner)

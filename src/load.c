@@ -74,10 +74,10 @@ chatpersist_load_conversations(PG_FUNCTION_ARGS)
 
 	CpReturnQuery(fcinfo, &load_all_plan,
 				  "SELECT * FROM " CP_CONVERSATIONS " "
-						 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-						 "AND NOT deleted "
-						 "ORDER BY last_modified DESC, id",
-						 1, types, args);
+				  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+				  "AND NOT deleted "
+				  "ORDER BY last_modified DESC, id",
+				  1, types, args);
 	return (Datum) 0;
 }
 
@@ -104,10 +104,10 @@ chatpersist_load_conversation(PG_FUNCTION_ARGS)
 
 	CpReturnQuery(fcinfo, &load_one_plan,
 				  "SELECT * FROM " CP_CONVERSATIONS " "
-						 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-						 "AND id OPERATOR(pg_catalog.=) $2 "
-						 "AND NOT deleted",
-						 2, types, args);
+				  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+				  "AND id OPERATOR(pg_catalog.=) $2 "
+				  "AND NOT deleted",
+				  2, types, args);
 	return (Datum) 0;
 }
 
@@ -143,28 +143,28 @@ chatpersist_changes_since(PG_FUNCTION_ARGS)
 	args[2] = Int64GetDatum((int64) CpCursorOrigin() << CP_CURSOR_STAMP_BITS);
 
 	/*
-	 * stamp: the row's change_xid, or xmin - 1 for a stamp in the future
-	 * (see the file header); every stamp served is below xmin, so below
-	 * 2^40 (CpCursorStamp checked the next xid), and $3 + stamp is the
-	 * tagged cursor
+	 * stamp: the row's change_xid, or xmin - 1 for a stamp in the future (see
+	 * the file header); every stamp served is below xmin, so below 2^40
+	 * (CpCursorStamp checked the next xid), and $3 + stamp is the tagged
+	 * cursor
 	 */
 	CpReturnQuery(fcinfo, &changes_plan,
 				  "SELECT id, version, checksum, deleted, last_modified, "
-						 "$3 OPERATOR(pg_catalog.+) stamp "
-						 "FROM (SELECT c.id, c.version, c.checksum, c.deleted, c.last_modified, "
-						 "CASE WHEN c.change_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(s.snap) "
-						 "AND c.change_xid IS DISTINCT FROM pg_catalog.pg_current_xact_id_if_assigned() "
-						 "THEN pg_catalog.pg_snapshot_xmin(s.snap)::pg_catalog.text::pg_catalog.int8 "
-						 "OPERATOR(pg_catalog.-) 1 "
-						 "ELSE c.change_xid::pg_catalog.text::pg_catalog.int8 END AS stamp, "
-						 "pg_catalog.pg_snapshot_xmin(s.snap)::pg_catalog.text::pg_catalog.int8 AS horizon "
-						 "FROM (SELECT pg_catalog.pg_current_snapshot() AS snap) s, "
-						 CP_CONVERSATIONS " c "
-						 "WHERE c.user_id OPERATOR(pg_catalog.=) $1) r "
-						 "WHERE stamp OPERATOR(pg_catalog.>) $2 "
-						 "AND stamp OPERATOR(pg_catalog.<) horizon "
-						 "ORDER BY stamp, id",
-						 3, types, args);
+				  "$3 OPERATOR(pg_catalog.+) stamp "
+				  "FROM (SELECT c.id, c.version, c.checksum, c.deleted, c.last_modified, "
+				  "CASE WHEN c.change_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(s.snap) "
+				  "AND c.change_xid IS DISTINCT FROM pg_catalog.pg_current_xact_id_if_assigned() "
+				  "THEN pg_catalog.pg_snapshot_xmin(s.snap)::pg_catalog.text::pg_catalog.int8 "
+				  "OPERATOR(pg_catalog.-) 1 "
+				  "ELSE c.change_xid::pg_catalog.text::pg_catalog.int8 END AS stamp, "
+				  "pg_catalog.pg_snapshot_xmin(s.snap)::pg_catalog.text::pg_catalog.int8 AS horizon "
+				  "FROM (SELECT pg_catalog.pg_current_snapshot() AS snap) s, "
+				  CP_CONVERSATIONS " c "
+				  "WHERE c.user_id OPERATOR(pg_catalog.=) $1) r "
+				  "WHERE stamp OPERATOR(pg_catalog.>) $2 "
+				  "AND stamp OPERATOR(pg_catalog.<) horizon "
+				  "ORDER BY stamp, id",
+				  3, types, args);
 	return (Datum) 0;
 }
 

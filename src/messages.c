@@ -79,10 +79,10 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 
 	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
 		CpReject(
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a JSON array of message objects", argname),
-				 errdetail("Found a JSON %s.",
-						   JB_ROOT_IS_OBJECT(jb) ? "object" : "scalar")));
+				 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				  errmsg("%s must be a JSON array of message objects", argname),
+				  errdetail("Found a JSON %s.",
+							JB_ROOT_IS_OBJECT(jb) ? "object" : "scalar")));
 
 	n = JB_ROOT_COUNT(jb);
 	if (enforce_limits)
@@ -96,8 +96,8 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 
 	/*
 	 * Walk the array's elements in its binary layout (one JEntry each, then
-	 * their data, a container starting 4-byte aligned), as the jsonb
-	 * iterator would but without copying each element into a JsonbValue
+	 * their data, a container starting 4-byte aligned), as the jsonb iterator
+	 * would but without copying each element into a JsonbValue
 	 */
 	base = cp_jsonb_children_data(&jb->root);
 	for (i = 0; i < n; i++)
@@ -112,11 +112,11 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 		obj = (JsonbContainer *) cp_jsonb_child_start(entry, base, start);
 		if (!JBE_ISCONTAINER(entry) || !JsonContainerIsObject(obj))
 			CpReject(
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("message %d of %s is not a JSON object", i, argname),
-					 errdetail("Found a JSON %s.",
-							   jsonb_type_name(getIthJsonbValueFromContainer(&jb->root, i))),
-					 errhint("Each message is an object with a string \"id\".")));
+					 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					  errmsg("message %d of %s is not a JSON object", i, argname),
+					  errdetail("Found a JSON %s.",
+								jsonb_type_name(getIthJsonbValueFromContainer(&jb->root, i))),
+					  errhint("Each message is an object with a string \"id\".")));
 
 		parse_message(obj, end - INTALIGN(start), i, argname, limit,
 					  &out->msgs[i]);
@@ -142,12 +142,12 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 
 		if (CpCompareMessageIds(a, b) == 0)
 			CpReject(
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("message %d of %s repeats the \"id\" of message %d",
-							b->index, argname, a->index),
-					 errdetail("Both messages have \"id\" \"%s\".",
-							   id_for_message(b->id, b->idlen)),
-					 errhint("Message ids must be unique within a conversation.")));
+					 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					  errmsg("message %d of %s repeats the \"id\" of message %d",
+							 b->index, argname, a->index),
+					  errdetail("Both messages have \"id\" \"%s\".",
+								id_for_message(b->id, b->idlen)),
+					  errhint("Message ids must be unique within a conversation.")));
 	}
 }
 
@@ -162,19 +162,19 @@ CpCheckLimits(Jsonb *jb, int nmsgs, const char *argname)
 
 	if (nmsgs > cp_max_messages)
 		CpReject(
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s has too many messages", argname),
-				 errdetail("It has %d messages; chatpersist.max_messages allows %d.",
-						   nmsgs, cp_max_messages),
-				 errhint("Split the conversation, or ask an administrator to raise chatpersist.max_messages.")));
+				 (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				  errmsg("%s has too many messages", argname),
+				  errdetail("It has %d messages; chatpersist.max_messages allows %d.",
+							nmsgs, cp_max_messages),
+				  errhint("Split the conversation, or ask an administrator to raise chatpersist.max_messages.")));
 
 	if (bytes > (Size) cp_max_conversation_bytes)
 		CpReject(
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s is too large", argname),
-				 errdetail("It takes %zu bytes; chatpersist.max_conversation_bytes allows %d.",
-						   bytes, cp_max_conversation_bytes),
-				 errhint("Split the conversation, or ask an administrator to raise chatpersist.max_conversation_bytes.")));
+				 (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				  errmsg("%s is too large", argname),
+				  errdetail("It takes %zu bytes; chatpersist.max_conversation_bytes allows %d.",
+							bytes, cp_max_conversation_bytes),
+				  errhint("Split the conversation, or ask an administrator to raise chatpersist.max_conversation_bytes.")));
 }
 
 /*
@@ -185,10 +185,10 @@ CpCheckMetadata(Jsonb *jb, const char *argname)
 {
 	if (!JB_ROOT_IS_OBJECT(jb))
 		CpReject(
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a JSON object", argname),
-				 errdetail("Found a JSON %s.",
-						   JB_ROOT_IS_SCALAR(jb) ? "scalar" : "array")));
+				 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				  errmsg("%s must be a JSON object", argname),
+				  errdetail("Found a JSON %s.",
+							JB_ROOT_IS_SCALAR(jb) ? "scalar" : "array")));
 }
 
 /*
@@ -199,9 +199,9 @@ CpCheckConversationId(const char *id, int len)
 {
 	if (len < 1 || len > CP_MAX_ID_BYTES)
 		CpReject(
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("conversation id must have 1 to %d bytes", CP_MAX_ID_BYTES),
-				 errdetail("The conversation id has %d bytes.", len)));
+				 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				  errmsg("conversation id must have 1 to %d bytes", CP_MAX_ID_BYTES),
+				  errdetail("The conversation id has %d bytes.", len)));
 }
 
 /*
@@ -492,22 +492,22 @@ parse_message(JsonbContainer *obj, int objlen, int index,
 	/* id: a string of 1..255 bytes */
 	if (!found[CP_FIELD_ID])
 		CpReject(
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("message %d of %s has no field \"id\"", index, argname),
-				 errhint("Each message is an object with a string \"id\".")));
+				 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				  errmsg("message %d of %s has no field \"id\"", index, argname),
+				  errhint("Each message is an object with a string \"id\".")));
 	v = fields[CP_FIELD_ID];
 	if (v.type != jbvString)
 		CpReject(
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid field \"id\" in message %d of %s", index, argname),
-				 errdetail("\"id\" must be a string, not a JSON %s.",
-						   jsonb_type_name(&v))));
+				 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				  errmsg("invalid field \"id\" in message %d of %s", index, argname),
+				  errdetail("\"id\" must be a string, not a JSON %s.",
+							jsonb_type_name(&v))));
 	if (v.val.string.len < 1 || v.val.string.len > CP_MAX_ID_BYTES)
 		CpReject(
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid field \"id\" in message %d of %s", index, argname),
-				 errdetail("\"id\" must have 1 to %d bytes; it has %d.",
-						   CP_MAX_ID_BYTES, v.val.string.len)));
+				 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				  errmsg("invalid field \"id\" in message %d of %s", index, argname),
+				  errdetail("\"id\" must have 1 to %d bytes; it has %d.",
+							CP_MAX_ID_BYTES, v.val.string.len)));
 	msg->id = v.val.string.val;
 	msg->idlen = v.val.string.len;
 	msg->idkey = CpIdKey(msg->id, msg->idlen, limit - msg->id);
@@ -542,11 +542,11 @@ parse_message(JsonbContainer *obj, int objlen, int index,
 		v = fields[CP_FIELD_DELETED];
 		if (v.type != jbvBool)
 			CpReject(
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid field \"deleted\" in message %d of %s",
-							index, argname),
-					 errdetail("\"deleted\" must be true or false, not a JSON %s.",
-							   jsonb_type_name(&v))));
+					 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					  errmsg("invalid field \"deleted\" in message %d of %s",
+							 index, argname),
+					  errdetail("\"deleted\" must be true or false, not a JSON %s.",
+								jsonb_type_name(&v))));
 		msg->deleted = v.val.boolean;
 	}
 }
@@ -559,28 +559,28 @@ timestamp_error(const char *field, JsonbValue *v, int index, const char *argname
 {
 	if (v->type == jbvString)
 		CpReject(
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid field \"%s\" in message %d of %s",
-						field, index, argname),
-				 errdetail("\"%s\" is not an ISO-8601 timestamp.",
-						   pnstrdup(v->val.string.val,
-									pg_mbcliplen(v->val.string.val, v->val.string.len, 64))),
-				 errhint("Write timestamps as milliseconds since the epoch, like 1732400000000, or as ISO-8601 strings, like \"2024-11-23T22:13:20Z\".")));
+				 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				  errmsg("invalid field \"%s\" in message %d of %s",
+						 field, index, argname),
+				  errdetail("\"%s\" is not an ISO-8601 timestamp.",
+							pnstrdup(v->val.string.val,
+									 pg_mbcliplen(v->val.string.val, v->val.string.len, 64))),
+				  errhint("Write timestamps as milliseconds since the epoch, like 1732400000000, or as ISO-8601 strings, like \"2024-11-23T22:13:20Z\".")));
 	if (v->type == jbvNumeric)
 		CpReject(
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid field \"%s\" in message %d of %s",
-						field, index, argname),
-				 errdetail("\"%s\" is a number beyond the range of double precision (about 1.8e308).",
-						   field),
-				 errhint("Write timestamps as milliseconds since the epoch, like 1732400000000, or as ISO-8601 strings, like \"2024-11-23T22:13:20Z\".")));
+				 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				  errmsg("invalid field \"%s\" in message %d of %s",
+						 field, index, argname),
+				  errdetail("\"%s\" is a number beyond the range of double precision (about 1.8e308).",
+							field),
+				  errhint("Write timestamps as milliseconds since the epoch, like 1732400000000, or as ISO-8601 strings, like \"2024-11-23T22:13:20Z\".")));
 	CpReject(
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid field \"%s\" in message %d of %s",
-					field, index, argname),
-			 errdetail("\"%s\" must be a number or a string, not a JSON %s.",
-					   field, jsonb_type_name(v)),
-			 errhint("Write timestamps as milliseconds since the epoch, like 1732400000000, or as ISO-8601 strings, like \"2024-11-23T22:13:20Z\".")));
+			 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			  errmsg("invalid field \"%s\" in message %d of %s",
+					 field, index, argname),
+			  errdetail("\"%s\" must be a number or a string, not a JSON %s.",
+						field, jsonb_type_name(v)),
+			  errhint("Write timestamps as milliseconds since the epoch, like 1732400000000, or as ISO-8601 strings, like \"2024-11-23T22:13:20Z\".")));
 }
 
 /*

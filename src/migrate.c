@@ -131,35 +131,35 @@ chatpersist_migrate_user(PG_FUNCTION_ARGS)
 		Oid			types[1] = {UUIDOID};
 
 		guest_lock_plan = CpPrepareKept("SELECT pg_catalog.count(*) FROM "
-									   "(SELECT FROM " CP_CONVERSATIONS " "
-									   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-									   "ORDER BY id FOR UPDATE) guest",
-									   1, types);
+										"(SELECT FROM " CP_CONVERSATIONS " "
+										"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+										"ORDER BY id FOR UPDATE) guest",
+										1, types);
 	}
 	if (guest_plan == NULL)
 	{
 		Oid			types[1] = {UUIDOID};
 
 		guest_plan = CpPrepareKept("SELECT id, title, messages, metadata, deleted, created_at "
-								  "FROM " CP_CONVERSATIONS " "
-								  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								  "ORDER BY id FOR UPDATE",
-								  1, types);
+								   "FROM " CP_CONVERSATIONS " "
+								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+								   "ORDER BY id FOR UPDATE",
+								   1, types);
 	}
 	if (remove_plan == NULL)
 	{
 		Oid			types[2] = {UUIDOID, TEXTOID};
 
 		remove_plan = CpPrepareKept("DELETE FROM " CP_CONVERSATIONS " "
-								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								   "AND id OPERATOR(pg_catalog.=) $2",
-								   2, types);
+									"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									"AND id OPERATOR(pg_catalog.=) $2",
+									2, types);
 	}
 
 	/*
-	 * Lock all of the guest's rows first, in id order, as one statement
-	 * that returns only their number; the cursor then reads them a batch at
-	 * a time (its FOR UPDATE also locks a row created meanwhile).
+	 * Lock all of the guest's rows first, in id order, as one statement that
+	 * returns only their number; the cursor then reads them a batch at a time
+	 * (its FOR UPDATE also locks a row created meanwhile).
 	 */
 	args[0] = UUIDPGetDatum(from);
 	if (SPI_execute_plan(guest_lock_plan, args, NULL, false, 0) != SPI_OK_SELECT ||
@@ -331,13 +331,13 @@ chatpersist_import_app_state(PG_FUNCTION_ARGS)
 									ALLOCSET_DEFAULT_SIZES);
 
 	/*
-	 * One conversation twice in an array is two versions of it: which one
-	 * the app meant is unknown, and importing both is not idempotent when
-	 * they disagree (each import would keep the other's losing copies once
-	 * more).  Refuse it, as a repeated message id is refused.  (An object
-	 * cannot repeat a key.)  The repeat is found up front, by sorting, and
-	 * reported when the walk below reaches it, so that an earlier element's
-	 * error still comes first.
+	 * One conversation twice in an array is two versions of it: which one the
+	 * app meant is unknown, and importing both is not idempotent when they
+	 * disagree (each import would keep the other's losing copies once more).
+	 * Refuse it, as a repeated message id is refused.  (An object cannot
+	 * repeat a key.)  The repeat is found up front, by sorting, and reported
+	 * when the walk below reaches it, so that an earlier element's error
+	 * still comes first.
 	 */
 	if (JsonContainerIsArray(list))
 		repeat = first_repeat(list, &earlier);
@@ -435,8 +435,8 @@ first_repeat(JsonbContainer *list, int *earlier)
 
 	/*
 	 * Sorted by id, then index: in each run of one id, the second entry
-	 * repeats the first; the answer is the run whose second entry comes
-	 * first in the array.
+	 * repeats the first; the answer is the run whose second entry comes first
+	 * in the array.
 	 */
 	qsort(ids, nids, sizeof(ListedId), compare_listed_ids);
 	for (int k = 1; k < nids; k++)
@@ -722,9 +722,9 @@ lock_existing(pg_uuid_t *user_id, text *conversation_id)
 		Oid			types[2] = {UUIDOID, TEXTOID};
 
 		exists_plan = CpPrepareKept("SELECT FROM " CP_CONVERSATIONS " "
-								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								   "AND id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
-								   2, types);
+									"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									"AND id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
+									2, types);
 	}
 	if (SPI_execute_plan(exists_plan, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "chatpersist: reading a conversation failed");

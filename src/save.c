@@ -348,8 +348,8 @@ write_entry(FunctionCallInfo fcinfo, WriteRequest *req)
 static void
 do_write(WriteRequest *req, WriteOutcome *out)
 {
-	CpStoredRow	row;
-	CpNewContent	nc = {0};
+	CpStoredRow row;
+	CpNewContent nc = {0};
 
 	/* A save from the current version needs no look at the row first */
 	if (req->kind == WRITE_SAVE && req->has_expected && !req->force &&
@@ -451,7 +451,7 @@ fast_forward(WriteRequest *req, WriteOutcome *out)
 static bool
 create_row(WriteRequest *req, WriteOutcome *out)
 {
-	CpNewContent	nc = {0};
+	CpNewContent nc = {0};
 
 	switch (req->kind)
 	{
@@ -465,8 +465,8 @@ create_row(WriteRequest *req, WriteOutcome *out)
 
 				/*
 				 * No row to prove the caller's right to this conversation:
-				 * read history with the caller's privileges and policies,
-				 * so another user's versions look exactly like missing ones
+				 * read history with the caller's privileges and policies, so
+				 * another user's versions look exactly like missing ones
 				 */
 				if (!CpHistoryFetch(req->user_id, req->conversation_id, req->restore, false, &ar))
 					CpReject((errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -776,4 +776,3 @@ empty_jsonb(bool object)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 											  CStringGetDatum(object ? "{}" : "[]")));
 }
-

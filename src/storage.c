@@ -67,11 +67,11 @@ CpStorageLock(pg_uuid_t *user_id, text *conversation_id, CpStoredRow *row)
 		Oid			types[2] = {UUIDOID, TEXTOID};
 
 		lock_plan = CpPrepareKept("SELECT version, checksum, message_count, deleted, "
-								 "title, metadata, messages "
-								 "FROM " CP_CONVERSATIONS " "
-								 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								 "AND id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
-								 2, types);
+								  "title, metadata, messages "
+								  "FROM " CP_CONVERSATIONS " "
+								  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+								  "AND id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
+								  2, types);
 	}
 
 	rc = SPI_execute_plan(lock_plan, args, NULL, false, 1);
@@ -124,12 +124,12 @@ CpStorageInsert(pg_uuid_t *user_id, text *conversation_id, CpNewContent *nc,
 		Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, TIMESTAMPTZOID};
 
 		insert_plan = CpPrepareKept("INSERT INTO " CP_CONVERSATIONS " "
-								   "(user_id, id, title, messages, metadata, created_at) "
-								   "VALUES ($1, $2, $3, $4, $5, "
-								   "COALESCE($6, pg_catalog.now())) "
-								   "ON CONFLICT (user_id, id) DO NOTHING "
-								   "RETURNING version",
-								   6, types);
+									"(user_id, id, title, messages, metadata, created_at) "
+									"VALUES ($1, $2, $3, $4, $5, "
+									"COALESCE($6, pg_catalog.now())) "
+									"ON CONFLICT (user_id, id) DO NOTHING "
+									"RETURNING version",
+									6, types);
 	}
 
 	set_note(user_id, conversation_id, nc, false);
@@ -162,12 +162,12 @@ CpStorageUpdate(pg_uuid_t *user_id, text *conversation_id, CpNewContent *nc)
 		Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, BOOLOID};
 
 		update_plan = CpPrepareKept("UPDATE " CP_CONVERSATIONS " "
-								   "SET title = $3, messages = $4, metadata = $5, "
-								   "deleted = $6 "
-								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								   "AND id OPERATOR(pg_catalog.=) $2 "
-								   "RETURNING version",
-								   6, types);
+									"SET title = $3, messages = $4, metadata = $5, "
+									"deleted = $6 "
+									"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									"AND id OPERATOR(pg_catalog.=) $2 "
+									"RETURNING version",
+									6, types);
 	}
 
 	set_note(user_id, conversation_id, nc, false);
@@ -206,13 +206,13 @@ CpStorageFastForward(pg_uuid_t *user_id, text *conversation_id, text *title,
 		Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, INT8OID};
 
 		forward_plan = CpPrepareKept("UPDATE " CP_CONVERSATIONS " "
-									"SET title = COALESCE($3, title), messages = $4, "
-									"metadata = COALESCE($5, metadata) "
-									"WHERE user_id OPERATOR(pg_catalog.=) $1 "
-									"AND id OPERATOR(pg_catalog.=) $2 "
-									"AND version OPERATOR(pg_catalog.=) $6 AND NOT deleted "
-									"RETURNING version, checksum, message_count",
-									6, types);
+									 "SET title = COALESCE($3, title), messages = $4, "
+									 "metadata = COALESCE($5, metadata) "
+									 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									 "AND id OPERATOR(pg_catalog.=) $2 "
+									 "AND version OPERATOR(pg_catalog.=) $6 AND NOT deleted "
+									 "RETURNING version, checksum, message_count",
+									 6, types);
 	}
 
 	args[0] = UUIDPGetDatum(user_id);

@@ -248,7 +248,8 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 													 user_id, id, true));
 	attnums[n] = cols->checksum;
 	values[n] = CStringGetTextDatum(checksum);
-	nulls[n++] = messages_null;	/* NULL messages: the NOT NULL check reports it */
+	/* NULL messages: the NOT NULL check reports it */
+	nulls[n++] = messages_null;
 	attnums[n] = cols->message_count;
 	values[n++] = Int32GetDatum(count);
 	attnums[n] = cols->last_modified;
@@ -291,8 +292,8 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 
 	/*
 	 * An ORM that set version = stored + 1 holds that number as the row's
-	 * version from now on, so the row must reach it even when the content
-	 * did not change (the replaced version is archived as usual)
+	 * version from now on, so the row must reach it even when the content did
+	 * not change (the replaced version is archived as usual)
 	 */
 	if (orm_bump)
 		change.changed = true;
@@ -300,9 +301,9 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 	if (!change.changed)
 	{
 		/*
-		 * An optimistic save that changes nothing (a retry) skips the row,
-		 * so that nothing at all is written; the save path sees no row
-		 * updated and answers unchanged from its locking path
+		 * An optimistic save that changes nothing (a retry) skips the row, so
+		 * that nothing at all is written; the save path sees no row updated
+		 * and answers unchanged from its locking path
 		 */
 		if (trusted && note.optimistic)
 			return NULL;
@@ -550,8 +551,13 @@ static HeapTuple
 keep_computed_columns(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
 					  GuardColumns *cols)
 {
-	int			keep[] = {cols->checksum, cols->message_count,
-		cols->created_at, cols->last_modified, cols->change_xid};
+	int			keep[] = {
+		cols->checksum,
+		cols->message_count,
+		cols->created_at,
+		cols->last_modified,
+		cols->change_xid,
+	};
 	Datum		values[lengthof(keep)];
 	bool		nulls[lengthof(keep)];
 
