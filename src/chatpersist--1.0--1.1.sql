@@ -31,7 +31,7 @@ INSERT INTO @extschema@.cursor_legacy (untagged_below)
 -- Version floors: the newest version each conversation key has had, kept
 -- when a plain DELETE removes the row (even when history keeps nothing),
 -- and the row that every INSERT of the key locks while it chooses the new
--- row's version (src/trigger.c, next_version).  A key gets its row when it
+-- row's version (src/history.c, CpHistoryNextVersion).  A key gets its row when it
 -- is first inserted or deleted.  Not dumped: a restored database rebuilds
 -- floors from history and its rows (see docs/reference.md).
 --
