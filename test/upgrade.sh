@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+#
+# upgrade.sh
+#	  A database written by the last 1.x release keeps everything a client
+#	  reads when this build is installed over it and the extension is
+#	  updated (ALTER EXTENSION chatpersist UPDATE): conversations, messages,
+#	  versions, checksums, timestamps, history, tombstones, and the change
+#	  cursors devices hold.
+#
+#	  1. Builds the oracle from git history (test/oracle.sh) into a private
+#	     install, starts a cluster of it, creates the extension and writes
+#	     test/upgrade/write.sql; reads test/upgrade/snapshot.sql (through
+#	     the functions: the storage behind them may change) and the cursor
+#	     of every user.
+#	  2. Stops it, installs this build into the same install (make install,
+#	     as a package upgrade does), starts it again: the snapshot is the
+#	     same with the new library before the update ...
+#	  3. ... and after ALTER EXTENSION chatpersist UPDATE, which reaches
+#	     this build's default_version.
+#	  4. Each user's old cursor returns nothing, then exactly a change made
+#	     after the update; every conversation accepts a new write, at its
+#	     version plus one.
+#
+# Usage: test/upgrade.sh  (from anywhere; PG_CONFIG as for test/run.sh)
+#
+# Clusters and installs of its own, removed on exit, also on failure.  Ends
+# with
+#	upgrade: N passed, M failed
+# and exits non-zero if M > 0.
+#
+# Copyright (c) 2026, chatpersist developers
+#
+# test/upgrade.sh
+#
+
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+top=$(pwd)
+
+. test/cluster.sh
+. test/oracle.sh
+
+passed=0
+failed=0
+tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/upgrade.XXXXXX") || { echo "upgrade: 0 passed, 1 failed"; exit 1; }
+chmod 755 "$tmpdir"
+users=(00000000-0000-4000-8000-0000000000c1 00000000-0000-4000-8000-0000000000c2 00000000-0000-4000-8000-0000000000c3)
+
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+finish()
+{
+	cp_cluster_stop
+	rm -rf "$tmpdir"
+}
+trap finish EXIT
+
+check()
+{
+	local name=$1
+	shift
+	if "$@"; then
+		echo "ok    $name"
+		passed=$((passed + 1))
+	else
+		echo "FAIL  $name"
+		failed=$((failed + 1))
+	fi
+}
+
+bail()
+{
+	echo "upgrade: $1"
+	echo "upgrade: $passed passed, $((failed + 1)) failed"
+	exit 1
+}
+
+q()
+{
+	"$CP_PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -d postgres -c "$1"
+}
+
+snapshot()
+{
+	"$CP_PGBIN/psql" -X -q -d postgres -f test/upgrade/snapshot.sql >"$tmpdir/$1.snap" 2>&1
+}
+
+restart()
+{
+	"$CP_PGBIN/pg_ctl" --version >/dev/null || return 1
+	cp_as_postgres "$CP_PGBIN/pg_ctl" -D "$CP_CLUSTER_DIR/data" -l "$CP_CLUSTER_DIR/server.log" \
+		-w -t 60 restart >/dev/null
+}
+
+# 1. The old release writes
+cp_oracle_build "$tmpdir/install-root" >/dev/null || bail "could not build the oracle"
+install_root=$tmpdir/install-root/install
+old_version=$(sed -nE "s/^default_version = '(.*)'/\1/p" "$tmpdir/install-root/src/chatpersist.control")
+cp_cluster_start "shared_preload_libraries = 'chatpersist'" >/dev/null || bail "could not start a cluster"
+q "CREATE EXTENSION chatpersist" >/dev/null || bail "CREATE EXTENSION failed on the oracle"
+"$CP_PGBIN/psql" -X -q -d postgres -f test/upgrade/write.sql >"$tmpdir/write.log" 2>&1 ||
+	{ cat "$tmpdir/write.log"; bail "the oracle could not write test/upgrade/write.sql"; }
+snapshot before || { cat "$tmpdir/before.snap"; bail "the snapshot failed on the oracle"; }
+declare -A cursor
+for u in "${users[@]}"; do
+	cursor[$u]=$(q "SELECT coalesce(max(cursor), 0) FROM chatpersist.changes_since('$u', 0)")
+done
+echo "upgrade: the oracle (chatpersist $old_version, $(cp_oracle_commit)) wrote $(grep -c . "$tmpdir/before.snap") facts"
+
+# 2. This build installed over it, as a package upgrade does
+if ! make -s PG_CONFIG="${PG_CONFIG:-pg_config}" DESTDIR="$install_root" install >"$tmpdir/install.log" 2>&1; then
+	cat "$tmpdir/install.log"
+	bail "could not install this build over the oracle"
+fi
+restart || bail "the cluster did not restart with this build's library"
+snapshot library
+check "with this build's library, before the update, every fact reads as the oracle wrote it" \
+	diff "$tmpdir/before.snap" "$tmpdir/library.snap"
+
+# 3. ALTER EXTENSION UPDATE
+new_version=$(sed -nE "s/^default_version = '(.*)'/\1/p" "$top/chatpersist.control")
+check "ALTER EXTENSION chatpersist UPDATE runs" q "ALTER EXTENSION chatpersist UPDATE"
+check "the extension is at $new_version (was $old_version)" \
+	test "$(q "SELECT extversion FROM pg_extension WHERE extname = 'chatpersist'")" = "$new_version"
+snapshot after
+check "after the update, every fact reads as the oracle wrote it" \
+	diff "$tmpdir/before.snap" "$tmpdir/after.snap"
+
+# 4. Old cursors and new writes
+for u in "${users[@]}"; do
+	check "user ${u: -2}: the cursor held before the update sees nothing new" \
+		test "$(q "SELECT count(*) FROM chatpersist.changes_since('$u', ${cursor[$u]})")" = 0
+done
+while IFS='|' read -r u id version; do
+	[ -n "$u" ] || continue
+	got=$(q "SELECT version FROM chatpersist.append_messages('$u', '$id', '[{\"id\":\"after-upgrade\"}]')")
+	check "$u/$id accepts a write after the update (version $version -> $got)" test "$got" = $((version + 1))
+	seen=$(q "SELECT string_agg(conversation_id || ' v' || version, ',') FROM chatpersist.changes_since('$u', ${cursor[$u]})")
+	check "$u/$id: the old cursor sees exactly that write" test "$seen" = "$id v$((version + 1))"
+	cursor[$u]=$(q "SELECT max(cursor) FROM chatpersist.changes_since('$u', ${cursor[$u]})")
+done < <(q "SELECT user_id, id, version FROM chatpersist.conversations WHERE NOT deleted ORDER BY user_id, id")
+
+if cp_cluster_crashed; then
+	check "no backend crashed" false
+fi
+echo "upgrade: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
