@@ -355,9 +355,11 @@ CpHistoryFetch(pg_uuid_t *user_id, text *conversation_id, int64 version,
  * conversation_history(p_user_id uuid, p_conversation_id text)
  *		RETURNS SETOF chatpersist.history
  *
- * The archived versions of a conversation, newest first, read with the
- * caller's privileges and row-level security.  p_user_id, p_conversation_id:
- * the conversation (NULL: 22004).
+ * p_user_id, p_conversation_id: the key (NULL: 22004).  Returns the
+ * archived versions of the conversation, newest first, read with the
+ * caller's privileges and row-level security: each row is the content a
+ * write replaced, how it was replaced (replaced_by) and the incoming message
+ * copies that lost a conflict in that write (discarded).
  */
 PG_FUNCTION_INFO_V1(chatpersist_conversation_history);
 Datum

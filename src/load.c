@@ -54,7 +54,6 @@ static SPIPlanPtr load_all_plan = NULL;
 static SPIPlanPtr load_one_plan = NULL;
 static SPIPlanPtr changes_plan = NULL;
 
-
 /*
  * load_conversations(p_user_id uuid) RETURNS SETOF conversations
  *
@@ -112,7 +111,7 @@ chatpersist_load_conversation(PG_FUNCTION_ARGS)
 }
 
 /*
-* changes_since(p_user_id uuid, p_cursor bigint DEFAULT 0)
+ * changes_since(p_user_id uuid, p_cursor bigint DEFAULT 0)
  *		RETURNS TABLE(conversation_id text, version bigint, checksum text,
  *					  deleted boolean, last_modified timestamptz,
  *					  cursor bigint)
