@@ -46,8 +46,10 @@ static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr update_plan = NULL;
 static SPIPlanPtr forward_plan = NULL;
 
-static void set_note(pg_uuid_t *user_id, text *conversation_id,
-					 CpNewContent *nc, bool optimistic);
+static uint64 execute_noted(SPIPlanPtr plan, Datum *args, const char *nulls,
+							int expected_rc, pg_uuid_t *user_id,
+							text *conversation_id, CpNewContent *nc,
+							bool optimistic);
 
 /*
  * Lock the conversation's row FOR UPDATE and read it into *row.  Returns
@@ -117,7 +119,6 @@ CpStorageInsert(pg_uuid_t *user_id, text *conversation_id, CpNewContent *nc,
 	JsonbPGetDatum(nc->metadata), created_at ? TimestampTzGetDatum(*created_at) : (Datum) 0};
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', created_at ? ' ' : 'n'};
 	bool		isnull;
-	int			rc;
 
 	if (insert_plan == NULL)
 	{
@@ -132,12 +133,8 @@ CpStorageInsert(pg_uuid_t *user_id, text *conversation_id, CpNewContent *nc,
 									6, types);
 	}
 
-	set_note(user_id, conversation_id, nc, false);
-	rc = SPI_execute_plan(insert_plan, args, nulls, false, 0);
-	CpNoteClear();
-	if (rc != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
+	if (execute_noted(insert_plan, args, nulls, SPI_OK_INSERT_RETURNING,
+					  user_id, conversation_id, nc, false) == 0)
 		return false;
 	*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
@@ -155,7 +152,6 @@ CpStorageUpdate(pg_uuid_t *user_id, text *conversation_id, CpNewContent *nc)
 		PointerGetDatum(nc->title), JsonbPGetDatum(nc->messages),
 	JsonbPGetDatum(nc->metadata), BoolGetDatum(nc->deleted)};
 	bool		isnull;
-	int			rc;
 
 	if (update_plan == NULL)
 	{
@@ -170,12 +166,8 @@ CpStorageUpdate(pg_uuid_t *user_id, text *conversation_id, CpNewContent *nc)
 									6, types);
 	}
 
-	set_note(user_id, conversation_id, nc, false);
-	rc = SPI_execute_plan(update_plan, args, NULL, false, 0);
-	CpNoteClear();
-	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
+	if (execute_noted(update_plan, args, NULL, SPI_OK_UPDATE_RETURNING,
+					  user_id, conversation_id, nc, false) != 1)
 		elog(ERROR, "chatpersist: locked conversation row vanished during the write");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
@@ -199,7 +191,6 @@ CpStorageFastForward(pg_uuid_t *user_id, text *conversation_id, text *title,
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
-	int			rc;
 
 	if (forward_plan == NULL)
 	{
@@ -224,12 +215,8 @@ CpStorageFastForward(pg_uuid_t *user_id, text *conversation_id, text *title,
 	nulls[4] = metadata ? ' ' : 'n';
 	args[5] = Int64GetDatum(expected);
 
-	set_note(user_id, conversation_id, nc, true);
-	rc = SPI_execute_plan(forward_plan, args, nulls, false, 0);
-	CpNoteClear();
-	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
+	if (execute_noted(forward_plan, args, nulls, SPI_OK_UPDATE_RETURNING,
+					  user_id, conversation_id, nc, true) == 0)
 		return false;
 
 	tup = SPI_tuptable->vals[0];
@@ -242,16 +229,21 @@ CpStorageFastForward(pg_uuid_t *user_id, text *conversation_id, text *title,
 }
 
 /*
- * Set the trusted-write note (note.c) for the write that follows; the
- * caller clears it once the write returned.  optimistic: the write did not
- * compare with the stored row (CpStorageFastForward), so the trigger
- * decides whether anything changed.
+ * Run one of the writes of this file: set the trusted-write note (note.c)
+ * for the row it writes, execute the plan, clear the note (the trigger has
+ * taken it, or did not fire because no row was written), and check the
+ * result code.  optimistic: the write did not compare with the stored row
+ * (CpStorageFastForward), so the trigger decides whether anything changed.
+ * Returns the number of rows written; the RETURNING rows are in
+ * SPI_tuptable.
  */
-static void
-set_note(pg_uuid_t *user_id, text *conversation_id, CpNewContent *nc,
-		 bool optimistic)
+static uint64
+execute_noted(SPIPlanPtr plan, Datum *args, const char *nulls, int expected_rc,
+			  pg_uuid_t *user_id, text *conversation_id, CpNewContent *nc,
+			  bool optimistic)
 {
 	CpWriteNote note;
+	int			rc;
 
 	memcpy(&note.user_id, user_id, sizeof(pg_uuid_t));
 	note.conversation_id = VARDATA_ANY(conversation_id);
@@ -262,5 +254,11 @@ set_note(pg_uuid_t *user_id, text *conversation_id, CpNewContent *nc,
 	note.replaced_by = nc->replaced_by;
 	note.discarded = nc->discarded;
 	note.optimistic = optimistic;
+
 	CpNoteSet(&note);
+	rc = SPI_execute_plan(plan, args, nulls, false, 0);
+	CpNoteClear();
+	if (rc != expected_rc)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
 }
