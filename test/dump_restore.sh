@@ -35,19 +35,8 @@ finish()
 }
 trap finish EXIT
 
-# check NAME COMMAND...: run the command, count it, print ok/FAIL
-check()
-{
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok    $name"
-		passed=$((passed + 1))
-	else
-		echo "FAIL  $name"
-		failed=$((failed + 1))
-	fi
-}
+# check NAME COMMAND... (test/check.sh)
+. "$(dirname "${BASH_SOURCE[0]}")/check.sh"
 
 q()
 {

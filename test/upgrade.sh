@@ -54,18 +54,8 @@ finish()
 }
 trap finish EXIT
 
-check()
-{
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok    $name"
-		passed=$((passed + 1))
-	else
-		echo "FAIL  $name"
-		failed=$((failed + 1))
-	fi
-}
+# check NAME COMMAND... (test/check.sh)
+. "$(dirname "${BASH_SOURCE[0]}")/check.sh"
 
 bail()
 {
