@@ -1,8 +1,8 @@
 # Makefile for chatpersist (PGXS)
 EXTENSION      = chatpersist
-EXTVERSION     = 1.1
+EXTVERSION     = 2.0
 MODULE_big     = $(EXTENSION)
-OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/note.o src/save.o src/storage.o src/history.o src/load.o src/trigger.o src/stats.o src/security.o src/migrate.o src/cursor.o
+OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/note.o src/save.o src/storage.o src/history.o src/load.o src/trigger.o src/stats.o src/security.o src/migrate.o src/cursor.o src/message_trigger.o
 # test-only objects that test/sanitize.sh links into its own builds
 OBJS          += $(CP_TEST_OBJS)
 DATA           = $(wildcard src/$(EXTENSION)--*.sql)

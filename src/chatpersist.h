@@ -48,6 +48,11 @@ struct _SPI_plan;				/* executor/spi.h */
 #define CP_CONVERSATIONS		CP_SCHEMA ".conversations"
 #define CP_HISTORY				CP_SCHEMA ".history"
 #define CP_VERSION_FLOORS		CP_SCHEMA ".version_floors"
+#define CP_MESSAGES				CP_SCHEMA ".messages"
+#define CP_HISTORY_MESSAGES		CP_SCHEMA ".history_messages"
+
+/* Gap between the ordering keys (pos) of consecutive appended messages */
+#define CP_POS_GAP				(INT64CONST(1) << 16)
 
 /* GUCs (chatpersist.c) */
 extern int	cp_history_depth;
@@ -102,6 +107,18 @@ extern uint64 CpHashContainer(JsonbContainer *jc, Size len);
 extern void CpChecksumJsonb(Jsonb *jb, char *out);
 
 /*
+ * The running hash of an array's text that a conversation keeps, so that
+ * an append continues it instead of reading the array (see checksum.c)
+ */
+typedef struct CpArrayHash CpArrayHash;
+
+extern CpArrayHash *CpArrayHashStart(void);
+extern void CpArrayHashAdd(CpArrayHash *ah, JsonbContainer *jc, Size len, bool first);
+extern void CpArrayHashDigest(CpArrayHash *ah, char *out);
+extern bytea *CpArrayHashSave(CpArrayHash *ah);
+extern CpArrayHash *CpArrayHashLoad(bytea *b);
+
+/*
  * messages.c
  *
  * A validated created_at/updated_at, as milliseconds since the epoch.  A
@@ -149,6 +166,7 @@ typedef struct CpMessageArray
 extern void CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 							CpMessageArray *out);
 extern void CpCheckLimits(Jsonb *jb, int nmsgs, const char *argname);
+extern void CpCheckLimitsSize(int64 bytes, int nmsgs, const char *argname);
 extern void CpCheckMetadata(Jsonb *jb, const char *argname);
 extern void CpCheckConversationId(const char *id, int len);
 extern int	CpCompareIds(const char *a, int alen, const char *b, int blen);
@@ -251,7 +269,6 @@ typedef struct CpWriteNote
 	pg_uuid_t	user_id;
 	const char *conversation_id;
 	size_t		conversation_id_len;
-	Jsonb	   *messages;		/* the exact value handed to SPI */
 	char		checksum[CP_CHECKSUM_LEN + 1];
 	int32		message_count;
 	CpStatus	replaced_by;	/* history's replaced_by for this write */
@@ -263,8 +280,9 @@ typedef struct CpWriteNote
 
 extern void CpNoteSet(const CpWriteNote *note);
 extern bool CpNoteTake(HeapTuple tup, TupleDesc desc, int user_id_att,
-					   int id_att, int messages_att, CpWriteNote *note);
+					   int id_att, CpWriteNote *note);
 extern void CpNoteClear(void);
+extern void CpNoteTrustMessages(bool on);
 extern void CpNoteRegisterCallbacks(void);
 
 /*
@@ -277,7 +295,6 @@ typedef enum CpArchivedColumn
 	CP_ARC_ID,
 	CP_ARC_VERSION,
 	CP_ARC_TITLE,
-	CP_ARC_MESSAGES,
 	CP_ARC_METADATA,
 	CP_ARC_CHECKSUM,
 	CP_ARC_MESSAGE_COUNT,
@@ -302,6 +319,9 @@ extern void CpHistoryRaiseFloor(Oid owner, Datum user_id, Datum id, int64 versio
 extern int64 CpVersionAfter(int64 version, Datum id);
 extern bool CpHistoryFetch(pg_uuid_t *user_id, text *conversation_id,
 						   int64 version, bool as_owner, CpArchivedRow *ar);
+extern Jsonb *CpHistoryArray(Datum user_id, Datum conversation_id, int64 version);
+extern void CpHistoryArchiveMessages(Datum user_id, Datum conversation_id,
+									 Datum ids, int64 version);
 
 /* load.c: return a query's rows as the set a function returns */
 extern void CpReturnQuery(FunctionCallInfo fcinfo, struct _SPI_plan **plan,
@@ -314,14 +334,20 @@ extern void CpReturnQuery(FunctionCallInfo fcinfo, struct _SPI_plan **plan,
  */
 typedef struct CpStoredRow
 {
+	pg_uuid_t  *user_id;
+	text	   *conversation_id;
 	int64		version;
 	char		checksum[CP_CHECKSUM_LEN + 1];
 	int32		message_count;
 	bool		deleted;
 	text	   *title;
 	Jsonb	   *metadata;
-	Datum		messages_datum; /* as stored, maybe toasted */
-	Jsonb	   *messages;		/* detoasted on first use: CpStoredMessages */
+	bytea	   *hash_state;		/* NULL: not kept */
+	int32		array_length;	/* -1: not kept */
+	int64		array_bytes;	/* -1: not kept */
+	int64		last_pos;
+	Jsonb	   *messages;		/* built from the rows on first use:
+								 * CpStoredMessages */
 } CpStoredRow;
 
 typedef struct CpNewContent
@@ -336,6 +362,10 @@ typedef struct CpNewContent
 	CpStatus	replaced_by;	/* history's replaced_by for this write */
 	Jsonb	   *discarded;		/* losing incoming copies, or NULL */
 	int32		conflicts;
+	bool		append;			/* messages are new ids added at the end */
+	bytea	   *hash_state;		/* set by storage.c */
+	int32		array_length;
+	int64		array_bytes;
 } CpNewContent;
 
 extern bool CpStorageLock(pg_uuid_t *user_id, text *conversation_id, CpStoredRow *row);
@@ -343,11 +373,18 @@ extern Jsonb *CpStoredMessages(CpStoredRow *row);
 extern bool CpStorageInsert(pg_uuid_t *user_id, text *conversation_id,
 							CpNewContent *nc, const TimestampTz *created_at,
 							int64 *version);
-extern int64 CpStorageUpdate(pg_uuid_t *user_id, text *conversation_id,
-							 CpNewContent *nc);
-extern bool CpStorageFastForward(pg_uuid_t *user_id, text *conversation_id,
-								 text *title, Jsonb *metadata, int64 expected,
-								 CpNewContent *nc, int64 *version);
+extern int64 CpStorageUpdate(CpStoredRow *row, CpNewContent *nc);
+extern int64 CpStorageWriteHead(CpStoredRow *row, CpNewContent *nc, int64 last_pos);
+extern bool CpStorageCanAppend(CpStoredRow *row, CpMessageArray *given);
+extern void CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given,
+								   CpNewContent *nc);
+extern bool CpStorageSameMessages(CpStoredRow *row, CpNewContent *nc);
+extern Jsonb *CpStorageReadArray(Datum user_id, Datum conversation_id,
+								 bool read_only);
+extern void CpStorageRemoveAll(Oid owner, Datum user_id, Datum conversation_id,
+							   int64 version);
+extern void CpStorageSummary(Jsonb *messages, int nmsgs, CpNewContent *nc);
+extern bool CpMessageWriteTrusted(void);
 
 /* save.c: a save from C (migrate.c), inside SPI_connect; returns the status */
 extern CpStatus CpSaveMessages(pg_uuid_t *user_id, text *conversation_id,

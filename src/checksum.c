@@ -559,3 +559,152 @@ chatpersist_checksum(PG_FUNCTION_ARGS)
 	PG_FREE_IF_COPY(jb, 0);
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(hex, CP_CHECKSUM_LEN));
 }
+
+/*
+ * The running hash of an array's canonical text, kept with a conversation
+ * so that an append need not read the array again (docs/design-2.0.md).
+ * The text of an array is "[", its elements' texts joined by ", ", then
+ * "]"; the state holds everything but the closing bracket, and a digest
+ * adds it to a copy.  It is saved as the XXH3 fields that streaming
+ * changes (the accumulators, the pending input and the counters), after a
+ * format byte and the xxHash version; anything else is what
+ * XXH3_64bits_reset sets.  A saved state that does not load, or whose
+ * digest does not match the stored checksum, is recomputed by the caller.
+ */
+#define CP_ARRAY_HASH_FORMAT	1
+
+struct CpArrayHash
+{
+	XXH3_state_t *state;		/* 64-byte aligned, inside raw */
+	char	   *raw;
+};
+
+typedef struct CpArrayHashSaved
+{
+	uint8		format;
+	uint8		pad[3];
+	uint32		xxh_version;
+	uint64		total_len;
+	uint64		stripes;
+	uint32		buffered;
+	uint32		pad2;
+	uint64		acc[8];
+	/* then the buffered input, "buffered" bytes */
+} CpArrayHashSaved;
+
+static CpArrayHash *
+array_hash_alloc(void)
+{
+	CpArrayHash *ah = palloc(sizeof(CpArrayHash));
+
+	ah->raw = palloc(sizeof(XXH3_state_t) + 64);
+	ah->state = (XXH3_state_t *) TYPEALIGN(64, ah->raw);
+	XXH3_INITSTATE(ah->state);
+	(void) XXH3_64bits_reset(ah->state);
+	return ah;
+}
+
+/* A running hash of an empty array's text, "[" */
+CpArrayHash *
+CpArrayHashStart(void)
+{
+	CpArrayHash *ah = array_hash_alloc();
+
+	(void) XXH3_64bits_update(ah->state, "[", 1);
+	return ah;
+}
+
+/*
+ * Feed one element (a container of len bytes) to the running hash; first:
+ * it is the array's first element (no ", " before it)
+ */
+void
+CpArrayHashAdd(CpArrayHash *ah, JsonbContainer *jc, Size len, bool first)
+{
+	CpTextHash	th;
+	char	   *dst;
+
+	if (!first)
+		(void) XXH3_64bits_update(ah->state, ", ", 2);
+
+	th.streaming = true;
+	memcpy(&th.state, ah->state, sizeof(XXH3_state_t));
+	th.bufend = th.buf + CP_HASH_BUFSIZE;
+	th.limit = (const char *) jc + len;
+	th.numcxt = NULL;
+	th.nnumbers = 0;
+
+	dst = text_hash_container(&th, th.buf, jc);
+	(void) XXH3_64bits_update(&th.state, th.buf, dst - th.buf);
+	memcpy(ah->state, &th.state, sizeof(XXH3_state_t));
+	if (th.numcxt != NULL)
+		MemoryContextDelete(th.numcxt);
+}
+
+/* The checksum of the array so far, closed with "]", as CpChecksumJsonb */
+void
+CpArrayHashDigest(CpArrayHash *ah, char *out)
+{
+	CpArrayHash *copy = array_hash_alloc();
+	uint64		hash;
+
+	memcpy(copy->state, ah->state, sizeof(XXH3_state_t));
+	(void) XXH3_64bits_update(copy->state, "]", 1);
+	hash = (uint64) XXH3_64bits_digest(copy->state);
+	for (int i = CP_CHECKSUM_LEN - 1; i >= 0; i--)
+	{
+		out[i] = hex_digits[hash & 0x0f];
+		hash >>= 4;
+	}
+	out[CP_CHECKSUM_LEN] = '\0';
+	pfree(copy->raw);
+	pfree(copy);
+}
+
+/* The running hash as the bytea the conversation keeps */
+bytea *
+CpArrayHashSave(CpArrayHash *ah)
+{
+	XXH3_state_t *st = ah->state;
+	Size		len = sizeof(CpArrayHashSaved) + st->bufferedSize;
+	bytea	   *b = palloc0(VARHDRSZ + len);
+	CpArrayHashSaved *s = (CpArrayHashSaved *) VARDATA(b);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	s->format = CP_ARRAY_HASH_FORMAT;
+	s->xxh_version = XXH_VERSION_NUMBER;
+	s->total_len = st->totalLen;
+	s->stripes = st->nbStripesSoFar;
+	s->buffered = st->bufferedSize;
+	memcpy(s->acc, st->acc, sizeof(s->acc));
+	memcpy((char *) s + sizeof(CpArrayHashSaved), st->buffer, st->bufferedSize);
+	return b;
+}
+
+/* A saved running hash, or NULL if b is not one this build can continue */
+CpArrayHash *
+CpArrayHashLoad(bytea *b)
+{
+	CpArrayHash *ah;
+	CpArrayHashSaved s;
+	Size		len = VARSIZE_ANY_EXHDR(b);
+
+	if (len < sizeof(CpArrayHashSaved))
+		return NULL;
+	memcpy(&s, VARDATA_ANY(b), sizeof(s));
+	if (s.format != CP_ARRAY_HASH_FORMAT || s.xxh_version != XXH_VERSION_NUMBER ||
+		s.buffered > XXH3_INTERNALBUFFER_SIZE ||
+		len != sizeof(CpArrayHashSaved) + s.buffered ||
+		s.total_len < s.buffered)
+		return NULL;
+
+	ah = array_hash_alloc();
+	ah->state->totalLen = s.total_len;
+	ah->state->nbStripesSoFar = s.stripes;
+	ah->state->bufferedSize = s.buffered;
+	memcpy(ah->state->acc, s.acc, sizeof(s.acc));
+	memcpy(ah->state->buffer, VARDATA_ANY(b) + sizeof(CpArrayHashSaved), s.buffered);
+	if (ah->state->nbStripesSoFar >= ah->state->nbStripesPerBlock)
+		return NULL;
+	return ah;
+}

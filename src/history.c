@@ -27,10 +27,12 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/snapmgr.h"
@@ -48,17 +50,23 @@
  */
 #define CP_ARCHIVE_SQL \
 	"INSERT INTO " CP_HISTORY " " \
-	"(user_id, conversation_id, version, title, messages, " \
+	"(user_id, conversation_id, version, title, " \
 	"metadata, checksum, message_count, deleted, " \
 	"last_modified, replaced_at, replaced_by, discarded) " \
-	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 #define CP_PRUNE_SQL(limit) \
 	"DELETE FROM " CP_HISTORY " " \
 	"WHERE user_id OPERATOR(pg_catalog.=) $1 " \
 	"AND conversation_id OPERATOR(pg_catalog.=) $2 " \
 	"AND version OPERATOR(pg_catalog.<=) " limit
+/* the message copies that no kept version needs */
+#define CP_PRUNE_MESSAGES_SQL(limit) \
+	"DELETE FROM " CP_HISTORY_MESSAGES " " \
+	"WHERE user_id OPERATOR(pg_catalog.=) $1 " \
+	"AND conversation_id OPERATOR(pg_catalog.=) $2 " \
+	"AND valid_to OPERATOR(pg_catalog.<=) (" limit " OPERATOR(pg_catalog.+) 1)"
 
-static Oid	archive_types[14] = {UUIDOID, TEXTOID, INT8OID, TEXTOID, JSONBOID,
+static Oid	archive_types[13] = {UUIDOID, TEXTOID, INT8OID, TEXTOID,
 	JSONBOID, TEXTOID, INT4OID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
 TEXTOID, JSONBOID, INT8OID};
 
@@ -87,6 +95,8 @@ static SPIPlanPtr newest_version_plan = NULL;
 static SPIPlanPtr newest_version_1_0_plan = NULL;
 static SPIPlanPtr archived_plan = NULL;
 static SPIPlanPtr list_plan = NULL;
+static SPIPlanPtr rebuild_plan = NULL;
+static SPIPlanPtr archive_messages_plan = NULL;
 
 /*
  * Archive a replaced row into history and prune the key's history beyond
@@ -99,8 +109,8 @@ void
 CpHistoryArchive(Oid owner, const Datum *row, const bool *nulls,
 				 CpStatus replaced_by, Jsonb *discarded)
 {
-	Datum		args[14];
-	char		argnulls[14];
+	Datum		args[13];
+	char		argnulls[13];
 	CpSavedUser saved;
 	int64		version = DatumGetInt64(row[CP_ARC_VERSION]);
 	int			depth = cp_history_depth;
@@ -110,24 +120,26 @@ CpHistoryArchive(Oid owner, const Datum *row, const bool *nulls,
 
 	/* Each plan is checked on its own: a failed prepare leaves it NULL */
 	if (archive_plan == NULL)
-		archive_plan = CpPrepareKept(CP_ARCHIVE_SQL, 13, archive_types);
+		archive_plan = CpPrepareKept(CP_ARCHIVE_SQL, 12, archive_types);
 	if (prune_plan == NULL)
-		prune_plan = CpPrepareKept(CP_PRUNE_SQL("$3"), 3, archive_types);
+		prune_plan = CpPrepareKept("WITH pruned AS (" CP_PRUNE_MESSAGES_SQL("$3") ") "
+								   CP_PRUNE_SQL("$3"), 3, archive_types);
 	if (archive_prune_plan == NULL)
-		archive_prune_plan = CpPrepareKept("WITH pruned AS (" CP_PRUNE_SQL("$14") ") "
-										   CP_ARCHIVE_SQL, 14, archive_types);
+		archive_prune_plan = CpPrepareKept("WITH pruned AS (" CP_PRUNE_SQL("$13") "), "
+										   "pruned_messages AS (" CP_PRUNE_MESSAGES_SQL("$13") ") "
+										   CP_ARCHIVE_SQL, 13, archive_types);
 
 	for (int i = 0; i < CP_ARC_NCOLUMNS; i++)
 	{
 		args[i] = row[i];
 		argnulls[i] = nulls[i] ? 'n' : ' ';
 	}
-	args[10] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	args[9] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	argnulls[9] = ' ';
+	args[10] = CStringGetTextDatum(CpStatusName(replaced_by));
 	argnulls[10] = ' ';
-	args[11] = CStringGetTextDatum(CpStatusName(replaced_by));
-	argnulls[11] = ' ';
-	args[12] = discarded ? JsonbPGetDatum(discarded) : (Datum) 0;
-	argnulls[12] = discarded ? ' ' : 'n';
+	args[11] = discarded ? JsonbPGetDatum(discarded) : (Datum) 0;
+	argnulls[11] = discarded ? ' ' : 'n';
 
 	CpBecomeOwner(owner, &saved);
 
@@ -152,8 +164,8 @@ CpHistoryArchive(Oid owner, const Datum *row, const bool *nulls,
 	}
 	else
 	{
-		args[13] = Int64GetDatum(version - depth);
-		argnulls[13] = ' ';
+		args[12] = Int64GetDatum(version - depth);
+		argnulls[12] = ' ';
 		if (SPI_execute_plan(archive_prune_plan, args, argnulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "chatpersist: archiving to history failed");
 	}
@@ -297,8 +309,9 @@ CpVersionAfter(int64 version, Datum id)
  * left history (or never was there).  Must be called inside SPI_connect;
  * the values stay valid until SPI_finish.  as_owner reads history as the
  * tables' owner, for callers that have proved their right to the
- * conversation by locking its row; otherwise it is read with the caller's
- * privileges and row-level security.
+ * conversation by locking its row; otherwise the head is read with the
+ * caller's privileges and row-level security.  The message array is then
+ * rebuilt as the owner (CpHistoryArray).
  */
 bool
 CpHistoryFetch(pg_uuid_t *user_id, text *conversation_id, int64 version,
@@ -317,7 +330,7 @@ CpHistoryFetch(pg_uuid_t *user_id, text *conversation_id, int64 version,
 	{
 		Oid			types[3] = {UUIDOID, TEXTOID, INT8OID};
 
-		archived_plan = CpPrepareKept("SELECT title, messages, metadata, discarded FROM " CP_HISTORY " "
+		archived_plan = CpPrepareKept("SELECT title, metadata, discarded FROM " CP_HISTORY " "
 									  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 									  "AND conversation_id OPERATOR(pg_catalog.=) $2 "
 									  "AND version OPERATOR(pg_catalog.=) $3",
@@ -344,29 +357,110 @@ CpHistoryFetch(pg_uuid_t *user_id, text *conversation_id, int64 version,
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	ar->title = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
-	ar->messages = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &isnull));
-	ar->metadata = DatumGetJsonbP(SPI_getbinval(tup, desc, 3, &isnull));
-	d = SPI_getbinval(tup, desc, 4, &isnull);
+	ar->metadata = DatumGetJsonbP(SPI_getbinval(tup, desc, 2, &isnull));
+	d = SPI_getbinval(tup, desc, 3, &isnull);
 	ar->discarded = isnull ? NULL : DatumGetJsonbP(d);
+	ar->messages = CpHistoryArray(args[0], args[1], version);
 	return true;
 }
 
 /*
+ * The message array of the conversation at an archived version, rebuilt
+ * from the rows and the replaced copies, read as the tables' owner: for
+ * each message, the copy that was current at that version (a row whose
+ * current copy dates from it or earlier, or a history copy whose range
+ * holds it), in the order of its position then.  Inside SPI_connect.
+ */
+Jsonb *
+CpHistoryArray(Datum user_id, Datum conversation_id, int64 version)
+{
+	Datum		args[3] = {user_id, conversation_id, Int64GetDatum(version)};
+	CpSavedUser saved;
+	bool		isnull;
+	Datum		d;
+	int			rc;
+
+	if (rebuild_plan == NULL)
+	{
+		Oid			types[3] = {UUIDOID, TEXTOID, INT8OID};
+
+		rebuild_plan = CpPrepareKept("SELECT pg_catalog.jsonb_agg(message ORDER BY pos, id) FROM ("
+									 "SELECT message, pos, id FROM " CP_MESSAGES " "
+									 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									 "AND conversation_id OPERATOR(pg_catalog.=) $2 "
+									 "AND NOT removed "
+									 "AND changed_version OPERATOR(pg_catalog.<=) $3 "
+									 "UNION ALL "
+									 "SELECT message, pos, id FROM " CP_HISTORY_MESSAGES " "
+									 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									 "AND conversation_id OPERATOR(pg_catalog.=) $2 "
+									 "AND valid_from OPERATOR(pg_catalog.<=) $3 "
+									 "AND valid_to OPERATOR(pg_catalog.>) $3) AS copies",
+									 3, types);
+	}
+
+	CpBecomeOwner(CpExtensionOwner(), &saved);
+	rc = SPI_execute_plan(rebuild_plan, args, NULL, false, 1);
+	CpRestoreUser(&saved);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "chatpersist: rebuilding an archived version failed");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")));
+	return DatumGetJsonbP(d);
+}
+
+/*
+ * Keep in history the current copies of the conversation's messages ids
+ * (a text[]) that the write of version replaces: each was current from its
+ * changed_version until version.  The caller runs as the tables' owner,
+ * inside SPI_connect.
+ */
+void
+CpHistoryArchiveMessages(Datum user_id, Datum conversation_id, Datum ids,
+						 int64 version)
+{
+	Datum		args[4] = {user_id, conversation_id, ids, Int64GetDatum(version)};
+
+	if (archive_messages_plan == NULL)
+	{
+		Oid			types[4] = {UUIDOID, TEXTOID, TEXTARRAYOID, INT8OID};
+
+		archive_messages_plan =
+			CpPrepareKept("INSERT INTO " CP_HISTORY_MESSAGES " "
+						  "(user_id, conversation_id, id, valid_from, valid_to, pos, message) "
+						  "SELECT user_id, conversation_id, id, changed_version, $4, pos, message "
+						  "FROM " CP_MESSAGES " "
+						  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+						  "AND conversation_id OPERATOR(pg_catalog.=) $2 "
+						  "AND id OPERATOR(pg_catalog.=) ANY ($3) "
+						  "AND NOT removed",
+						  4, types);
+	}
+	if (SPI_execute_plan(archive_messages_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "chatpersist: archiving replaced messages failed");
+}
+
+/*
  * conversation_history(p_user_id uuid, p_conversation_id text)
- *		RETURNS SETOF chatpersist.history
+ *		RETURNS SETOF chatpersist.archived_version
  *
  * p_user_id, p_conversation_id: the key (NULL: 22004).  Returns the
  * archived versions of the conversation, newest first, read with the
  * caller's privileges and row-level security: each row is the content a
- * write replaced, how it was replaced (replaced_by) and the incoming message
- * copies that lost a conflict in that write (discarded).
+ * write replaced (its message array rebuilt, see CpHistoryArray), how it
+ * was replaced (replaced_by) and the incoming message copies that lost a
+ * conflict in that write (discarded).
  */
 PG_FUNCTION_INFO_V1(chatpersist_conversation_history);
 Datum
 chatpersist_conversation_history(PG_FUNCTION_ARGS)
 {
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		args[2];
-	Oid			types[2] = {UUIDOID, TEXTOID};
+	SPITupleTable *heads;
+	uint64		nheads;
+	int			rc;
 
 	if (PG_ARGISNULL(0))
 		CpNullArgument("p_user_id");
@@ -375,11 +469,40 @@ chatpersist_conversation_history(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 
-	CpReturnQuery(fcinfo, &list_plan,
-				  "SELECT * FROM " CP_HISTORY " "
-				  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-				  "AND conversation_id OPERATOR(pg_catalog.=) $2 "
-				  "ORDER BY version DESC",
-				  2, types, args);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (list_plan == NULL)
+	{
+		Oid			types[2] = {UUIDOID, TEXTOID};
+
+		list_plan = CpPrepareKept("SELECT user_id, conversation_id, version, title, "
+								  "NULL::pg_catalog.jsonb, metadata, checksum, "
+								  "message_count, deleted, last_modified, replaced_at, "
+								  "replaced_by, discarded "
+								  "FROM " CP_HISTORY " "
+								  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+								  "AND conversation_id OPERATOR(pg_catalog.=) $2 "
+								  "ORDER BY version DESC",
+								  2, types);
+	}
+	rc = SPI_execute_plan(list_plan, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	heads = SPI_tuptable;
+	nheads = SPI_processed;
+
+	for (uint64 i = 0; i < nheads; i++)
+	{
+		Datum		values[13];
+		bool		nulls[13];
+
+		heap_deform_tuple(heads->vals[i], heads->tupdesc, values, nulls);
+		values[4] = JsonbPGetDatum(CpHistoryArray(args[0], args[1],
+												  DatumGetInt64(values[2])));
+		nulls[4] = false;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
 	return (Datum) 0;
 }

@@ -40,22 +40,35 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/tupconvert.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
 
 #include "chatpersist.h"
 
+/* A head as the first columns of chatpersist.conversation, messages NULL */
+#define CP_HEAD_COLUMNS \
+	"user_id, id, title, NULL::pg_catalog.jsonb, metadata, version, checksum, " \
+	"message_count, created_at, last_modified, deleted, change_xid"
+#define CP_HEAD_NCOLUMNS	12
+
+static SPIPlanPtr arrays_plan = NULL;
 static SPIPlanPtr load_all_plan = NULL;
 static SPIPlanPtr load_one_plan = NULL;
 static SPIPlanPtr changes_plan = NULL;
 
+static void return_with_arrays(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
+							   const char *sql, int nargs, Oid *types, Datum *args);
+
 /*
- * load_conversations(p_user_id uuid) RETURNS SETOF conversations
+ * load_conversations(p_user_id uuid) RETURNS SETOF chatpersist.conversation
  *
  * p_user_id: whose conversations (NULL: 22004).  Returns the live (not
  * deleted) conversations, newest last_modified first, then by id.
@@ -71,18 +84,18 @@ chatpersist_load_conversations(PG_FUNCTION_ARGS)
 		CpNullArgument("p_user_id");
 	args[0] = PG_GETARG_DATUM(0);
 
-	CpReturnQuery(fcinfo, &load_all_plan,
-				  "SELECT * FROM " CP_CONVERSATIONS " "
-				  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-				  "AND NOT deleted "
-				  "ORDER BY last_modified DESC, id",
-				  1, types, args);
+	return_with_arrays(fcinfo, &load_all_plan,
+					   "SELECT " CP_HEAD_COLUMNS " FROM " CP_CONVERSATIONS " "
+					   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+					   "AND NOT deleted "
+					   "ORDER BY last_modified DESC, id",
+					   1, types, args);
 	return (Datum) 0;
 }
 
 /*
  * load_conversation(p_user_id uuid, p_conversation_id text)
- *		RETURNS SETOF conversations
+ *		RETURNS SETOF chatpersist.conversation
  *
  * p_user_id, p_conversation_id: the key (NULL: 22004).  Returns the
  * conversation if it exists and is not deleted, else no row.
@@ -101,13 +114,121 @@ chatpersist_load_conversation(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 
-	CpReturnQuery(fcinfo, &load_one_plan,
-				  "SELECT * FROM " CP_CONVERSATIONS " "
-				  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-				  "AND id OPERATOR(pg_catalog.=) $2 "
-				  "AND NOT deleted",
-				  2, types, args);
+	return_with_arrays(fcinfo, &load_one_plan,
+					   "SELECT " CP_HEAD_COLUMNS " FROM " CP_CONVERSATIONS " "
+					   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+					   "AND id OPERATOR(pg_catalog.=) $2 "
+					   "AND NOT deleted",
+					   2, types, args);
 	return (Datum) 0;
+}
+
+/* A conversation's array, by its id, for return_with_arrays */
+typedef struct ArrayEntry
+{
+	char		id[CP_MAX_ID_BYTES + 1];
+	Datum		messages;
+} ArrayEntry;
+
+/*
+ * Run a query of heads (CP_HEAD_COLUMNS) with the caller's privileges, add
+ * each head's message array (read as the tables' owner, under the same
+ * snapshot) and return the rows as the materialized set of
+ * chatpersist.conversation.  One head: its array alone; more: the arrays of
+ * all the user's conversations in one grouped scan.
+ */
+static void
+return_with_arrays(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
+				   const char *sql, int nargs, Oid *types, Datum *args)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SPITupleTable *heads;
+	uint64		nheads;
+	HTAB	   *arrays = NULL;
+	Datum		empty = (Datum) 0;
+	CpSavedUser saved;
+	int			rc;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (*plan == NULL)
+		*plan = CpPrepareKept(sql, nargs, types);
+	rc = SPI_execute_plan(*plan, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	heads = SPI_tuptable;
+	nheads = SPI_processed;
+
+	if (nheads > 1)
+	{
+		HASHCTL		ctl;
+
+		if (arrays_plan == NULL)
+		{
+			Oid			atypes[1] = {UUIDOID};
+
+			arrays_plan = CpPrepareKept("SELECT conversation_id, "
+										"pg_catalog.jsonb_agg(message ORDER BY pos) "
+										"FROM " CP_MESSAGES " "
+										"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+										"AND NOT removed "
+										"GROUP BY conversation_id",
+										1, atypes);
+		}
+		CpBecomeOwner(CpExtensionOwner(), &saved);
+		rc = SPI_execute_plan(arrays_plan, args, NULL, true, 0);
+		CpRestoreUser(&saved);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "chatpersist: reading the conversations' messages failed");
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = CP_MAX_ID_BYTES + 1;
+		ctl.entrysize = sizeof(ArrayEntry);
+		ctl.hcxt = CurrentMemoryContext;
+		arrays = hash_create("chatpersist arrays", Max(SPI_processed, 16), &ctl,
+							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			char		key[CP_MAX_ID_BYTES + 1];
+			ArrayEntry *e;
+			bool		isnull;
+
+			memset(key, 0, sizeof(key));
+			text_to_cstring_buffer(DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i],
+																SPI_tuptable->tupdesc, 1, &isnull)),
+								   key, sizeof(key));
+			e = hash_search(arrays, key, HASH_ENTER, NULL);
+			e->messages = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+		}
+	}
+
+	for (uint64 i = 0; i < nheads; i++)
+	{
+		Datum		values[CP_HEAD_NCOLUMNS];
+		bool		nulls[CP_HEAD_NCOLUMNS];
+		ArrayEntry *e = NULL;
+
+		heap_deform_tuple(heads->vals[i], heads->tupdesc, values, nulls);
+		if (arrays == NULL)
+			values[3] = JsonbPGetDatum(CpStorageReadArray(values[0], values[1], true));
+		else
+		{
+			char		key[CP_MAX_ID_BYTES + 1];
+
+			memset(key, 0, sizeof(key));
+			text_to_cstring_buffer(DatumGetTextPP(values[1]), key, sizeof(key));
+			e = hash_search(arrays, key, HASH_FIND, NULL);
+			if (e == NULL && empty == (Datum) 0)
+				empty = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
+			values[3] = e ? e->messages : empty;
+		}
+		nulls[3] = false;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	SPI_finish();
 }
 
 /*

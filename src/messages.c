@@ -158,8 +158,13 @@ CpParseMessages(Jsonb *jb, const char *argname, bool enforce_limits,
 void
 CpCheckLimits(Jsonb *jb, int nmsgs, const char *argname)
 {
-	Size		bytes = VARSIZE(jb);
+	CpCheckLimitsSize(VARSIZE(jb), nmsgs, argname);
+}
 
+/* CpCheckLimits for an array of nmsgs messages that takes bytes as jsonb */
+void
+CpCheckLimitsSize(int64 bytes, int nmsgs, const char *argname)
+{
 	if (nmsgs > cp_max_messages)
 		CpReject(
 				 (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -168,12 +173,12 @@ CpCheckLimits(Jsonb *jb, int nmsgs, const char *argname)
 							nmsgs, cp_max_messages),
 				  errhint("Split the conversation, or ask an administrator to raise chatpersist.max_messages.")));
 
-	if (bytes > (Size) cp_max_conversation_bytes)
+	if (bytes > (int64) cp_max_conversation_bytes)
 		CpReject(
 				 (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				  errmsg("%s is too large", argname),
-				  errdetail("It takes %zu bytes; chatpersist.max_conversation_bytes allows %d.",
-							bytes, cp_max_conversation_bytes),
+				  errdetail("It takes %lld bytes; chatpersist.max_conversation_bytes allows %d.",
+							(long long) bytes, cp_max_conversation_bytes),
 				  errhint("Split the conversation, or ask an administrator to raise chatpersist.max_conversation_bytes.")));
 }
 

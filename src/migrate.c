@@ -140,7 +140,7 @@ chatpersist_migrate_user(PG_FUNCTION_ARGS)
 	{
 		Oid			types[1] = {UUIDOID};
 
-		guest_plan = CpPrepareKept("SELECT id, title, messages, metadata, deleted, created_at "
+		guest_plan = CpPrepareKept("SELECT id, title, metadata, deleted, created_at "
 								   "FROM " CP_CONVERSATIONS " "
 								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 								   "ORDER BY id FOR UPDATE",
@@ -226,13 +226,16 @@ move_conversation(pg_uuid_t *from, pg_uuid_t *to, HeapTuple tup, TupleDesc desc)
 	bool		isnull;
 	text	   *id;
 	bool		deleted;
+	Jsonb	   *messages = NULL;
 	Datum		rargs[2];
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
 	id = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
-	deleted = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+	deleted = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+	if (!deleted)
+		messages = CpStorageReadArray(UUIDPGetDatum(from), PointerGetDatum(id), false);
 	if (deleted)
 	{
 		/* The guest deleted it: nothing to move, and nothing to revive */
@@ -240,17 +243,16 @@ move_conversation(pg_uuid_t *from, pg_uuid_t *to, HeapTuple tup, TupleDesc desc)
 	else if (lock_existing(to, id))
 	{
 		/* Both have it: merge the guest's messages, keep the account's rest */
-		(void) CpSaveMessages(to, id, NULL,
-							  DatumGetJsonbP(SPI_getbinval(tup, desc, 3, &isnull)),
+		(void) CpSaveMessages(to, id, NULL, messages,
 							  NULL, false, 0, "the guest's messages");
 	}
 	else
 		(void) CpSaveMessages(to, id,
 							  DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull)),
+							  messages,
 							  DatumGetJsonbP(SPI_getbinval(tup, desc, 3, &isnull)),
-							  DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &isnull)),
 							  true,
-							  DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull)),
+							  DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull)),
 							  "the guest's messages");
 
 	rargs[0] = UUIDPGetDatum(from);

@@ -37,8 +37,11 @@
 static CpWriteNote pending;
 static bool pending_set = false;
 
+/* storage.c is writing message rows itself (CpNoteTrustMessages) */
+static bool trust_messages = false;
+
 static bool note_matches(HeapTuple tup, TupleDesc desc, int user_id_att,
-						 int id_att, int messages_att);
+						 int id_att);
 static void clear_at_xact_end(XactEvent event, void *arg);
 static void clear_at_subxact_end(SubXactEvent event, SubTransactionId mySubid,
 								 SubTransactionId parentSubid, void *arg);
@@ -63,10 +66,10 @@ CpNoteSet(const CpWriteNote *note)
  */
 bool
 CpNoteTake(HeapTuple tup, TupleDesc desc, int user_id_att, int id_att,
-		   int messages_att, CpWriteNote *note)
+		   CpWriteNote *note)
 {
 	bool		match = pending_set &&
-		note_matches(tup, desc, user_id_att, id_att, messages_att);
+		note_matches(tup, desc, user_id_att, id_att);
 
 	if (match)
 		*note = pending;
@@ -80,6 +83,25 @@ CpNoteClear(void)
 {
 	memset(&pending, 0, sizeof(pending));
 	pending_set = false;
+}
+
+/*
+ * storage.c's own statements on chatpersist.messages run between
+ * CpNoteTrustMessages(true) and (false): the messages trigger lets their
+ * rows through as they are (CpMessageWriteTrusted).  Cleared with the note
+ * at the end of every (sub)transaction, so an error in between cannot
+ * leave it set.
+ */
+void
+CpNoteTrustMessages(bool on)
+{
+	trust_messages = on;
+}
+
+bool
+CpMessageWriteTrusted(void)
+{
+	return trust_messages;
 }
 
 /* Clear the note at the end of every (sub)transaction (from _PG_init) */
@@ -99,14 +121,12 @@ CpNoteRegisterCallbacks(void)
  * there is not ours.
  */
 static bool
-note_matches(HeapTuple tup, TupleDesc desc, int user_id_att, int id_att,
-			 int messages_att)
+note_matches(HeapTuple tup, TupleDesc desc, int user_id_att, int id_att)
 {
 	bool		isnull;
 	bool		same;
 	Datum		d;
 	struct varlena *v;
-	Jsonb	   *messages = pending.messages;
 
 	d = heap_getattr(tup, user_id_att, desc, &isnull);
 	if (isnull || memcmp(DatumGetPointer(d), &pending.user_id, UUID_LEN) != 0)
@@ -121,15 +141,7 @@ note_matches(HeapTuple tup, TupleDesc desc, int user_id_att, int id_att,
 			   pending.conversation_id_len) == 0;
 	if (v != (struct varlena *) DatumGetPointer(d))
 		pfree(v);
-	if (!same)
-		return false;
-
-	d = heap_getattr(tup, messages_att, desc, &isnull);
-	v = (struct varlena *) DatumGetPointer(d);
-	if (isnull || (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v)))
-		return false;
-	return VARSIZE_ANY_EXHDR(v) == VARSIZE(messages) - VARHDRSZ &&
-		memcmp(VARDATA_ANY(v), VARDATA(messages), VARSIZE(messages) - VARHDRSZ) == 0;
+	return same;
 }
 
 /* An aborted or finished transaction forgets the note */
@@ -138,7 +150,10 @@ clear_at_xact_end(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	{
 		CpNoteClear();
+		trust_messages = false;
+	}
 }
 
 /* See clear_at_xact_end */
@@ -147,5 +162,8 @@ clear_at_subxact_end(SubXactEvent event, SubTransactionId mySubid,
 					 SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
 		CpNoteClear();
+		trust_messages = false;
+	}
 }

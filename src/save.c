@@ -86,7 +86,6 @@ typedef struct WriteOutcome
 
 static Datum write_entry(FunctionCallInfo fcinfo, WriteRequest *req);
 static void do_write(WriteRequest *req, WriteOutcome *out);
-static bool fast_forward(WriteRequest *req, WriteOutcome *out);
 static bool create_row(WriteRequest *req, WriteOutcome *out);
 static void decide_save(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
 static void decide_append(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
@@ -351,11 +350,6 @@ do_write(WriteRequest *req, WriteOutcome *out)
 	CpStoredRow row;
 	CpNewContent nc = {0};
 
-	/* A save from the current version needs no look at the row first */
-	if (req->kind == WRITE_SAVE && req->has_expected && !req->force &&
-		fast_forward(req, out))
-		return;
-
 	/*
 	 * Lock the row, or create it.  If a concurrent first write wins the
 	 * insert, continue on its row; if that row is removed again before we
@@ -406,41 +400,9 @@ do_write(WriteRequest *req, WriteOutcome *out)
 	}
 
 	out->status = nc.status;
-	out->version = CpStorageUpdate(req->user_id, req->conversation_id, &nc);
+	out->version = CpStorageUpdate(&row, &nc);
 	strcpy(out->checksum, nc.checksum);
 	out->count = nc.count;
-}
-
-/*
- * The common save: the device's expected version is the stored one, so its
- * array simply replaces the stored one.  One UPDATE ... WHERE version =
- * expected does it without reading the row first.  The note tells the
- * guard trigger that nobody compared the content, so the trigger skips
- * the row when nothing changed (a retry).  Returns false, having written
- * nothing, when no row was updated: unchanged, or no live row has that
- * version (missing, deleted, or changed meanwhile: under READ COMMITTED
- * the UPDATE re-checks the newest row after waiting for its lock); the
- * caller then takes the locking path, which answers unchanged or merges.  Under REPEATABLE READ and SERIALIZABLE a
- * row changed after the snapshot raises 40001 here, as the lock would.
- */
-static bool
-fast_forward(WriteRequest *req, WriteOutcome *out)
-{
-	CpNewContent nc = {0};
-
-	take_incoming(req, &nc);
-	nc.status = CP_STATUS_UPDATED;
-	nc.replaced_by = CP_STATUS_UPDATED;
-	if (!CpStorageFastForward(req->user_id, req->conversation_id, req->title,
-							  req->metadata, req->expected, &nc, &out->version))
-		return false;
-
-	strcpy(out->checksum, nc.checksum);
-	out->count = nc.count;
-	out->stored_version = req->expected;
-	out->has_version = true;
-	out->status = CP_STATUS_UPDATED;
-	return true;
 }
 
 /*
@@ -554,6 +516,14 @@ decide_append(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 		/* Revive a tombstone with the given messages */
 		nc->status = CP_STATUS_CREATED;
 		take_incoming(req, nc);
+	}
+	else if ((!req->has_expected || req->expected == row->version) &&
+			 CpStorageCanAppend(row, &req->incoming))
+	{
+		/* New ids only: their rows go after the last one, nothing is read */
+		nc->status = CP_STATUS_UPDATED;
+		nc->messages = req->messages;
+		CpStorageAppendContent(row, &req->incoming, nc);
 	}
 	else if (!req->has_expected || req->expected == row->version)
 	{
@@ -702,7 +672,7 @@ same_content(CpNewContent *nc, CpStoredRow *row)
 		strcmp(nc->checksum, row->checksum) == 0 &&
 		same_text(nc->title, row->title) &&
 		same_jsonb_text(nc->metadata, row->metadata) &&
-		same_jsonb_text(nc->messages, CpStoredMessages(row));
+		CpStorageSameMessages(row, nc);
 }
 
 /*

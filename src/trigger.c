@@ -73,7 +73,6 @@ typedef struct GuardColumns
 	int			user_id;
 	int			id;
 	int			title;
-	int			messages;
 	int			metadata;
 	int			version;
 	int			checksum;
@@ -82,17 +81,20 @@ typedef struct GuardColumns
 	int			last_modified;
 	int			deleted;
 	int			change_xid;
+	int			hash_state;
+	int			array_length;
+	int			array_bytes;
+	int			last_pos;
 } GuardColumns;
 
 /* What an UPDATE changes, as what_changed finds it */
 typedef struct UpdateChange
 {
 	bool		changed;		/* anything history would record */
-	bool		messages_changed;
 } UpdateChange;
 
 /* The computed columns a trigger sets: at most this many at once */
-#define MAX_COMPUTED	6
+#define MAX_COMPUTED	10
 
 static void lookup_columns(TupleDesc desc, GuardColumns *cols);
 static HeapTuple guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols);
@@ -101,7 +103,7 @@ static HeapTuple guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 static HeapTuple guard_delete(Relation rel, HeapTuple oldtup, GuardColumns *cols);
 static void check_insert_input(HeapTuple newtup, TupleDesc desc, GuardColumns *cols);
 static bool is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
-					   const char *checksum, Datum user_id, Datum id);
+					   Datum user_id, Datum id);
 static void refuse_key_change(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
 							  GuardColumns *cols);
 static bool check_version(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
@@ -112,7 +114,8 @@ static HeapTuple keep_computed_columns(HeapTuple oldtup, HeapTuple newtup,
 									   TupleDesc desc, GuardColumns *cols);
 static void archive_row(Relation rel, HeapTuple oldtup, GuardColumns *cols,
 						CpStatus replaced_by, Jsonb *discarded);
-static void compute_messages(Datum messages, char *checksum, int32 *count);
+static int	set_summary(HeapTuple from, TupleDesc desc, GuardColumns *cols,
+						int *attnums, Datum *values, bool *nulls, int n);
 static bool same_varlena(Datum a, Datum b);
 static void notify_change(HeapTuple tup, TupleDesc desc, GuardColumns *cols,
 						  bool deleted);
@@ -169,15 +172,17 @@ static void
 lookup_columns(TupleDesc desc, GuardColumns *cols)
 {
 	static const char *const names[] = {
-		"user_id", "id", "title", "messages", "metadata", "version",
+		"user_id", "id", "title", "metadata", "version",
 		"checksum", "message_count", "created_at", "last_modified",
-		"deleted", "change_xid"
+		"deleted", "change_xid", "hash_state", "array_length",
+		"array_bytes", "last_pos"
 	};
 	int		   *slots[] = {
-		&cols->user_id, &cols->id, &cols->title, &cols->messages,
+		&cols->user_id, &cols->id, &cols->title,
 		&cols->metadata, &cols->version, &cols->checksum,
 		&cols->message_count, &cols->created_at, &cols->last_modified,
-		&cols->deleted, &cols->change_xid
+		&cols->deleted, &cols->change_xid, &cols->hash_state,
+		&cols->array_length, &cols->array_bytes, &cols->last_pos
 	};
 
 	for (size_t i = 0; i < lengthof(names); i++)
@@ -194,7 +199,10 @@ lookup_columns(TupleDesc desc, GuardColumns *cols)
 /*
  * INSERT: validate, and compute every derived column.  The version is 1,
  * or one past every version the key had (see CpHistoryNextVersion), so
- * versions never repeat.  A restore keeps the row's version and
+ * versions never repeat.  A row of the save path (the note) is the head of
+ * the array storage.c writes next, with its checksum, count and summary;
+ * any other row is a conversation without messages (they are rows of
+ * chatpersist.messages).  A restore keeps the row's version and
  * timestamps.
  */
 static HeapTuple
@@ -206,37 +214,34 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 	Datum		values[MAX_COMPUTED];
 	bool		nulls[MAX_COMPUTED] = {false};
 	int			n = 0;
-	char		checksum[CP_CHECKSUM_LEN + 1] = "";
+	char		checksum[CP_CHECKSUM_LEN + 1];
 	int32		count = 0;
-	bool		messages_null;
+	bool		trusted;
 	bool		key_null;
 	bool		isnull;
 	Datum		user_id = heap_getattr(newtup, cols->user_id, desc, &key_null);
 	Datum		id = heap_getattr(newtup, cols->id, desc, &isnull);
-	Datum		messages = heap_getattr(newtup, cols->messages, desc, &messages_null);
 
 	key_null = key_null || isnull;
 	check_insert_input(newtup, desc, cols);
 
-	/* The save path's row: trust its checksum and count; else compute them */
-	if (CpNoteTake(newtup, desc, cols->user_id, cols->id, cols->messages, &note))
+	trusted = CpNoteTake(newtup, desc, cols->user_id, cols->id, &note);
+	if (trusted)
 	{
 		strcpy(checksum, note.checksum);
 		count = note.message_count;
 	}
-	else if (!messages_null)
-		compute_messages(messages, checksum, &count);
+	else
+		CpChecksumJsonb(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"))),
+						checksum);
 
 	/*
-	 * A restore keeps the row's version and timestamps; anything else gets
-	 * them computed.  Only the change cursor is always new: a stamp from
-	 * another cluster means nothing in this one.
+	 * A restore keeps the row's version, timestamps and summary; anything
+	 * else gets them computed.  Only the change cursor is always new: a
+	 * stamp from another cluster means nothing in this one.
 	 */
-	if (!messages_null && !key_null &&
-		is_restore(rel, newtup, cols, checksum, user_id, id))
+	if (!trusted && !key_null && is_restore(rel, newtup, cols, user_id, id))
 	{
-		attnums[n] = cols->message_count;
-		values[n++] = Int32GetDatum(count);
 		attnums[n] = cols->change_xid;
 		values[n++] = FullTransactionIdGetDatum(GetTopFullTransactionId());
 		return heap_modify_tuple_by_cols(newtup, desc, n, attnums, values, nulls);
@@ -247,15 +252,25 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 								CpHistoryNextVersion(rel->rd_rel->relowner,
 													 user_id, id, true));
 	attnums[n] = cols->checksum;
-	values[n] = CStringGetTextDatum(checksum);
-	/* NULL messages: the NOT NULL check reports it */
-	nulls[n++] = messages_null;
+	values[n++] = CStringGetTextDatum(checksum);
 	attnums[n] = cols->message_count;
 	values[n++] = Int32GetDatum(count);
 	attnums[n] = cols->last_modified;
 	values[n++] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	attnums[n] = cols->change_xid;
 	values[n++] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	if (!trusted)
+	{
+		/* no messages yet; the summary is recomputed when first needed */
+		attnums[n] = cols->hash_state;
+		nulls[n++] = true;
+		attnums[n] = cols->array_length;
+		nulls[n++] = true;
+		attnums[n] = cols->array_bytes;
+		nulls[n++] = true;
+		attnums[n] = cols->last_pos;
+		values[n++] = Int64GetDatum(0);
+	}
 
 	return heap_modify_tuple_by_cols(newtup, desc, n, attnums, values, nulls);
 }
@@ -287,7 +302,7 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 	refuse_key_change(oldtup, newtup, desc, cols);
 	orm_bump = check_version(oldtup, newtup, desc, cols);
 
-	trusted = CpNoteTake(newtup, desc, cols->user_id, cols->id, cols->messages, &note);
+	trusted = CpNoteTake(newtup, desc, cols->user_id, cols->id, &note);
 	change = what_changed(oldtup, newtup, desc, cols, trusted ? &note : NULL);
 
 	/*
@@ -299,16 +314,7 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 		change.changed = true;
 
 	if (!change.changed)
-	{
-		/*
-		 * An optimistic save that changes nothing (a retry) skips the row, so
-		 * that nothing at all is written; the save path sees no row updated
-		 * and answers unchanged from its locking path
-		 */
-		if (trusted && note.optimistic)
-			return NULL;
 		return keep_computed_columns(oldtup, newtup, desc, cols);
-	}
 
 	/* Validate what the writer sent, and compute checksum and count */
 	nd = heap_getattr(newtup, cols->metadata, desc, &nnull);
@@ -321,17 +327,10 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 	}
 	else
 	{
-		nd = heap_getattr(newtup, cols->messages, desc, &nnull);
-		if (nnull)
-			;					/* the NOT NULL check reports it */
-		else if (change.messages_changed)
-			compute_messages(nd, checksum, &count);
-		else
-		{
-			text_to_cstring_buffer(DatumGetTextPP(heap_getattr(oldtup, cols->checksum, desc, &onull)),
-								   checksum, sizeof(checksum));
-			count = DatumGetInt32(heap_getattr(oldtup, cols->message_count, desc, &onull));
-		}
+		/* the messages are rows: a write to the head does not change them */
+		text_to_cstring_buffer(DatumGetTextPP(heap_getattr(oldtup, cols->checksum, desc, &onull)),
+							   checksum, sizeof(checksum));
+		count = DatumGetInt32(heap_getattr(oldtup, cols->message_count, desc, &onull));
 	}
 
 	archive_row(rel, oldtup, cols, trusted ? note.replaced_by : CP_STATUS_DIRECT,
@@ -352,8 +351,30 @@ guard_update(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 	attnums[n] = cols->created_at;
 	values[n] = heap_getattr(oldtup, cols->created_at, desc, &nulls[n]);
 	n++;
+	if (!trusted)
+		n = set_summary(oldtup, desc, cols, attnums, values, nulls, n);
 
 	return heap_modify_tuple_by_cols(newtup, desc, n, attnums, values, nulls);
+}
+
+/*
+ * Add the stored summary columns of from (an UPDATE's old row) to the
+ * columns a trigger sets: only the save path writes them
+ */
+static int
+set_summary(HeapTuple from, TupleDesc desc, GuardColumns *cols,
+			int *attnums, Datum *values, bool *nulls, int n)
+{
+	int			summary[] = {cols->hash_state, cols->array_length,
+	cols->array_bytes, cols->last_pos};
+
+	for (size_t i = 0; i < lengthof(summary); i++)
+	{
+		attnums[n] = summary[i];
+		values[n] = heap_getattr(from, summary[i], desc, &nulls[n]);
+		n++;
+	}
+	return n;
 }
 
 /*
@@ -367,12 +388,17 @@ guard_delete(Relation rel, HeapTuple oldtup, GuardColumns *cols)
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		isnull;
 
+	Datum		user_id = heap_getattr(oldtup, cols->user_id, desc, &isnull);
+	Datum		id = heap_getattr(oldtup, cols->id, desc, &isnull);
+	int64		version = DatumGetInt64(heap_getattr(oldtup, cols->version, desc, &isnull));
+
 	CpNoteClear();
 	archive_row(rel, oldtup, cols, CP_STATUS_DELETE, NULL);
-	CpHistoryRaiseFloor(rel->rd_rel->relowner,
-						heap_getattr(oldtup, cols->user_id, desc, &isnull),
-						heap_getattr(oldtup, cols->id, desc, &isnull),
-						DatumGetInt64(heap_getattr(oldtup, cols->version, desc, &isnull)));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	CpStorageRemoveAll(rel->rd_rel->relowner, user_id, id, version);
+	SPI_finish();
+	CpHistoryRaiseFloor(rel->rd_rel->relowner, user_id, id, version);
 	return oldtup;
 }
 
@@ -399,18 +425,17 @@ check_insert_input(HeapTuple newtup, TupleDesc desc, GuardColumns *cols)
  * Is this INSERT a restore (pg_dump's COPY, replayed by psql or
  * pg_restore) rather than a client write?  It is when the inserting role
  * has the privileges of the table's owner (who restores a dump) and the
- * row carries its own version, last_modified and a checksum equal to the
- * one computed from its messages, as a dumped row does.  A client role can
- * never pass the first test, so it can never set a version; and a checksum
- * that does not match shows a hand-made row, whose columns are computed.
- * The version must also be above every archived version of the key, as a
- * dumped row's is: a row inserted after a plain DELETE must not reuse a
- * version that history holds (it would name two contents, and the next
- * write would fail to archive it).
+ * row carries its own version, last_modified and a well-formed checksum,
+ * as a dumped row does (its messages are rows of their own, restored
+ * apart).  A client role can never pass the first test, so it can never
+ * set a version.  The version must also be above every archived version of
+ * the key, as a dumped row's is: a row inserted after a plain DELETE must
+ * not reuse a version that history holds (it would name two contents, and
+ * the next write would fail to archive it).
  */
 static bool
 is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
-		   const char *checksum, Datum user_id, Datum id)
+		   Datum user_id, Datum id)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		isnull;
@@ -422,15 +447,21 @@ is_restore(Relation rel, HeapTuple newtup, GuardColumns *cols,
 	(void) heap_getattr(newtup, cols->last_modified, desc, &isnull);
 	if (isnull)
 		return false;
+	(void) heap_getattr(newtup, cols->message_count, desc, &isnull);
+	if (isnull)
+		return false;
 	d = heap_getattr(newtup, cols->checksum, desc, &isnull);
 	if (isnull)
 		return false;
 	{
 		text	   *t = DatumGetTextPP(d);
+		const char *c = VARDATA_ANY(t);
 
-		if (VARSIZE_ANY_EXHDR(t) != CP_CHECKSUM_LEN ||
-			memcmp(VARDATA_ANY(t), checksum, CP_CHECKSUM_LEN) != 0)
+		if (VARSIZE_ANY_EXHDR(t) != CP_CHECKSUM_LEN)
 			return false;
+		for (int i = 0; i < CP_CHECKSUM_LEN; i++)
+			if (!((c[i] >= '0' && c[i] <= '9') || (c[i] >= 'a' && c[i] <= 'f')))
+				return false;
 	}
 	if (!has_privs_of_role(GetUserId(), rel->rd_rel->relowner))
 		return false;
@@ -496,12 +527,9 @@ check_version(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
 }
 
 /*
- * UPDATE: did title, messages, metadata or deleted change?  note is the
- * save path's note for this row, or NULL for a foreign write.  A save that
- * compared with the row itself writes because something changed; for an
- * optimistic save (fast_forward) a different checksum proves a change
- * without detoasting the stored messages, and only an equal one (a retry)
- * compares bytes.
+ * UPDATE: did title, metadata or deleted change?  note is the save path's
+ * note for this row, or NULL for a foreign write; a save writes because
+ * something changed.
  */
 static UpdateChange
 what_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
@@ -514,24 +542,7 @@ what_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
 	Datum		od,
 				nd;
 
-	if (note && !note->optimistic)
-	{
-		change.changed = change.messages_changed = true;
-		return change;
-	}
-
-	od = heap_getattr(oldtup, cols->messages, desc, &onull);
-	nd = heap_getattr(newtup, cols->messages, desc, &nnull);
-	if (nnull)
-		change.messages_changed = true;
-	else if (note)
-		change.messages_changed =
-			strcmp(TextDatumGetCString(heap_getattr(oldtup, cols->checksum, desc, &onull)),
-				   note->checksum) != 0 || !same_varlena(od, nd);
-	else
-		change.messages_changed = !same_varlena(od, nd);
-
-	change.changed = change.messages_changed;
+	change.changed = (note != NULL);
 	for (size_t i = 0; !change.changed && i < lengthof(others); i++)
 	{
 		od = heap_getattr(oldtup, others[i], desc, &onull);
@@ -557,6 +568,10 @@ keep_computed_columns(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
 		cols->created_at,
 		cols->last_modified,
 		cols->change_xid,
+		cols->hash_state,
+		cols->array_length,
+		cols->array_bytes,
+		cols->last_pos,
 	};
 	Datum		values[lengthof(keep)];
 	bool		nulls[lengthof(keep)];
@@ -577,7 +592,6 @@ archive_row(Relation rel, HeapTuple oldtup, GuardColumns *cols,
 		[CP_ARC_ID] = cols->id,
 		[CP_ARC_VERSION] = cols->version,
 		[CP_ARC_TITLE] = cols->title,
-		[CP_ARC_MESSAGES] = cols->messages,
 		[CP_ARC_METADATA] = cols->metadata,
 		[CP_ARC_CHECKSUM] = cols->checksum,
 		[CP_ARC_MESSAGE_COUNT] = cols->message_count,
@@ -590,20 +604,6 @@ archive_row(Relation rel, HeapTuple oldtup, GuardColumns *cols,
 	for (int i = 0; i < CP_ARC_NCOLUMNS; i++)
 		row[i] = heap_getattr(oldtup, atts[i], desc, &nulls[i]);
 	CpHistoryArchive(rel->rd_rel->relowner, row, nulls, replaced_by, discarded);
-}
-
-/*
- * Validate a foreign writer's messages and compute checksum and live count.
- */
-static void
-compute_messages(Datum messages, char *checksum, int32 *count)
-{
-	Jsonb	   *jb = DatumGetJsonbP(messages);
-	CpMessageArray arr;
-
-	CpParseMessages(jb, "messages", true, &arr);
-	CpChecksumJsonb(jb, checksum);
-	*count = arr.nlive;
 }
 
 /*
