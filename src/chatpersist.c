@@ -204,6 +204,24 @@ CpExtensionTable(const char *name)
 	return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
 }
 
+/*
+ * Raise 55000 unless the extension's objects are 2.0's (one row per
+ * message): this library reads and writes nothing else.  Between
+ * installing the 2.0 files and ALTER EXTENSION chatpersist UPDATE, every
+ * function that touches messages refuses, and nothing is written
+ * (docs/migrations.md).
+ */
+void
+CpRequireStorage(void)
+{
+	if (!OidIsValid(CpExtensionTable("messages")))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the objects of extension chatpersist are older than its library"),
+				 errdetail("The installed library stores one row per message (chatpersist 2.0); this database still has the 1.x tables."),
+				 errhint("Run ALTER EXTENSION chatpersist UPDATE.")));
+}
+
 /* The owner of a relation that exists */
 Oid
 CpRelationOwner(Oid relid)

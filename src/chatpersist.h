@@ -373,11 +373,13 @@ extern Jsonb *CpStoredMessages(CpStoredRow *row);
 extern bool CpStorageInsert(pg_uuid_t *user_id, text *conversation_id,
 							CpNewContent *nc, const TimestampTz *created_at,
 							int64 *version);
-extern int64 CpStorageUpdate(CpStoredRow *row, CpNewContent *nc);
-extern int64 CpStorageWriteHead(CpStoredRow *row, CpNewContent *nc, int64 last_pos);
+extern bool CpStorageRead(pg_uuid_t *user_id, text *conversation_id, CpStoredRow *row);
+extern bool CpStorageUpdate(CpStoredRow *row, CpNewContent *nc, int64 *version);
+extern bool CpStorageWriteHead(CpStoredRow *row, CpNewContent *nc, int64 last_pos,
+							   int64 *version);
 extern bool CpStorageCanAppend(CpStoredRow *row, CpMessageArray *given);
-extern void CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given,
-								   CpNewContent *nc);
+extern bool CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given,
+								   CpNewContent *nc, bool locked);
 extern bool CpStorageSameMessages(CpStoredRow *row, CpNewContent *nc);
 extern Jsonb *CpStorageReadArray(Datum user_id, Datum conversation_id,
 								 bool read_only);
@@ -410,6 +412,7 @@ extern struct _SPI_plan *CpPrepareKept(const char *sql, int nargs, Oid *argtypes
 extern Oid	CpExtensionTable(const char *name);
 extern Oid	CpRelationOwner(Oid relid);
 extern Oid	CpExtensionOwner(void);
+extern void CpRequireStorage(void);
 
 /* The user saved by CpBecomeOwner */
 typedef struct CpSavedUser

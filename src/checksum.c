@@ -571,7 +571,8 @@ chatpersist_checksum(PG_FUNCTION_ARGS)
  * XXH3_64bits_reset sets.  A saved state that does not load, or whose
  * digest does not match the stored checksum, is recomputed by the caller.
  */
-#define CP_ARRAY_HASH_FORMAT	1
+/* changes with the saved form and with the xxHash version it continues */
+#define CP_ARRAY_HASH_FORMAT	(1 + (XXH_VERSION_NUMBER % 100) * 2)
 
 struct CpArrayHash
 {
@@ -579,18 +580,18 @@ struct CpArrayHash
 	char	   *raw;
 };
 
-typedef struct CpArrayHashSaved
-{
-	uint8		format;
-	uint8		pad[3];
-	uint32		xxh_version;
-	uint64		total_len;
-	uint64		stripes;
-	uint32		buffered;
-	uint32		pad2;
-	uint64		acc[8];
-	/* then the buffered input, "buffered" bytes */
-} CpArrayHashSaved;
+/*
+ * The saved form: a format byte, the pending input's length (2 bytes), the
+ * stripes done in the current block (1 byte), the total length (8 bytes),
+ * the accumulators (64 bytes), the pending input, and when that is shorter
+ * than a stripe, the end of the buffer that a digest reads to complete the
+ * last stripe (XXH3's catch-up bytes, left from earlier input); integers
+ * in the machine's byte order (the format byte changes with anything else)
+ */
+#define CP_SAVED_HEADER		(1 + 2 + 1 + 8)
+#define CP_SAVED_FIXED		(CP_SAVED_HEADER + 8 * sizeof(XXH64_hash_t))
+#define CP_CATCHUP(buffered) \
+	((buffered) < XXH_STRIPE_LEN ? XXH_STRIPE_LEN - (buffered) : 0)
 
 static CpArrayHash *
 array_hash_alloc(void)
@@ -666,18 +667,29 @@ bytea *
 CpArrayHashSave(CpArrayHash *ah)
 {
 	XXH3_state_t *st = ah->state;
-	Size		len = sizeof(CpArrayHashSaved) + st->bufferedSize;
-	bytea	   *b = palloc0(VARHDRSZ + len);
-	CpArrayHashSaved *s = (CpArrayHashSaved *) VARDATA(b);
+	Size		catchup = CP_CATCHUP(st->bufferedSize);
+	Size		len = CP_SAVED_FIXED + st->bufferedSize + catchup;
+	bytea	   *b = palloc(VARHDRSZ + len);
+	char	   *p = VARDATA(b);
+	uint16		buffered = (uint16) st->bufferedSize;
+	uint8		stripes = (uint8) st->nbStripesSoFar;
+	uint64		total = st->totalLen;
 
+	StaticAssertStmt(XXH3_INTERNALBUFFER_SIZE <= PG_UINT16_MAX,
+					 "pending input length does not fit two bytes");
+	Assert(st->nbStripesSoFar < 256);
 	SET_VARSIZE(b, VARHDRSZ + len);
-	s->format = CP_ARRAY_HASH_FORMAT;
-	s->xxh_version = XXH_VERSION_NUMBER;
-	s->total_len = st->totalLen;
-	s->stripes = st->nbStripesSoFar;
-	s->buffered = st->bufferedSize;
-	memcpy(s->acc, st->acc, sizeof(s->acc));
-	memcpy((char *) s + sizeof(CpArrayHashSaved), st->buffer, st->bufferedSize);
+	*p++ = CP_ARRAY_HASH_FORMAT;
+	memcpy(p, &buffered, 2);
+	p += 2;
+	*p++ = (char) stripes;
+	memcpy(p, &total, 8);
+	p += 8;
+	memcpy(p, st->acc, 8 * sizeof(XXH64_hash_t));
+	p += 8 * sizeof(XXH64_hash_t);
+	memcpy(p, st->buffer, st->bufferedSize);
+	p += st->bufferedSize;
+	memcpy(p, st->buffer + XXH3_INTERNALBUFFER_SIZE - catchup, catchup);
 	return b;
 }
 
@@ -686,25 +698,31 @@ CpArrayHash *
 CpArrayHashLoad(bytea *b)
 {
 	CpArrayHash *ah;
-	CpArrayHashSaved s;
+	const char *p = VARDATA_ANY(b);
 	Size		len = VARSIZE_ANY_EXHDR(b);
+	uint16		buffered;
+	uint8		stripes;
+	uint64		total;
 
-	if (len < sizeof(CpArrayHashSaved))
+	if (len < CP_SAVED_FIXED || p[0] != CP_ARRAY_HASH_FORMAT)
 		return NULL;
-	memcpy(&s, VARDATA_ANY(b), sizeof(s));
-	if (s.format != CP_ARRAY_HASH_FORMAT || s.xxh_version != XXH_VERSION_NUMBER ||
-		s.buffered > XXH3_INTERNALBUFFER_SIZE ||
-		len != sizeof(CpArrayHashSaved) + s.buffered ||
-		s.total_len < s.buffered)
+	memcpy(&buffered, p + 1, 2);
+	stripes = (uint8) p[3];
+	memcpy(&total, p + 4, 8);
+	if (buffered > XXH3_INTERNALBUFFER_SIZE ||
+		len != CP_SAVED_FIXED + buffered + CP_CATCHUP(buffered) ||
+		total < buffered)
 		return NULL;
 
 	ah = array_hash_alloc();
-	ah->state->totalLen = s.total_len;
-	ah->state->nbStripesSoFar = s.stripes;
-	ah->state->bufferedSize = s.buffered;
-	memcpy(ah->state->acc, s.acc, sizeof(s.acc));
-	memcpy(ah->state->buffer, VARDATA_ANY(b) + sizeof(CpArrayHashSaved), s.buffered);
-	if (ah->state->nbStripesSoFar >= ah->state->nbStripesPerBlock)
+	if (stripes >= ah->state->nbStripesPerBlock)
 		return NULL;
+	ah->state->totalLen = total;
+	ah->state->nbStripesSoFar = stripes;
+	ah->state->bufferedSize = buffered;
+	memcpy(ah->state->acc, p + CP_SAVED_HEADER, 8 * sizeof(XXH64_hash_t));
+	memcpy(ah->state->buffer, p + CP_SAVED_FIXED, buffered);
+	memcpy(ah->state->buffer + XXH3_INTERNALBUFFER_SIZE - CP_CATCHUP(buffered),
+		   p + CP_SAVED_FIXED + buffered, CP_CATCHUP(buffered));
 	return ah;
 }

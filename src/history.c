@@ -395,7 +395,8 @@ CpHistoryArray(Datum user_id, Datum conversation_id, int64 version)
 									 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 									 "AND conversation_id OPERATOR(pg_catalog.=) $2 "
 									 "AND valid_from OPERATOR(pg_catalog.<=) $3 "
-									 "AND valid_to OPERATOR(pg_catalog.>) $3) AS copies",
+									 "AND (valid_to OPERATOR(pg_catalog.>) $3 "
+									 "OR valid_to OPERATOR(pg_catalog.=) 9223372036854775807)) AS copies",
 									 3, types);
 	}
 
@@ -469,6 +470,7 @@ chatpersist_conversation_history(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 
+	CpRequireStorage();
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -149,6 +149,7 @@ return_with_arrays(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
 	CpSavedUser saved;
 	int			rc;
 
+	CpRequireStorage();
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	if (SPI_connect() != SPI_OK_CONNECT)

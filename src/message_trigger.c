@@ -78,6 +78,9 @@ static int64 fold(HeapTuple tup, TupleDesc desc, MessageColumns *cols,
 				  text *id, bool include, int64 pos, Jsonb *message,
 				  bool archive_old, int64 *last_pos);
 static bool same_bytes(Datum a, Datum b);
+static bool id_has_row(HeapTuple tup, TupleDesc desc, MessageColumns *cols, text *id);
+
+static SPIPlanPtr exists_plan = NULL;
 
 /*
  * messages_guard() RETURNS trigger
@@ -136,6 +139,33 @@ chatpersist_messages_guard(PG_FUNCTION_ARGS)
 			return PointerGetDatum(newtup);
 
 		message = checked_message(newtup, desc, &cols, &id);
+
+		/*
+		 * The id has a row already: fold nothing here.  A plain INSERT then
+		 * fails on the primary key (23505), ON CONFLICT DO NOTHING skips the
+		 * row, and ON CONFLICT DO UPDATE comes back as an UPDATE.  The
+		 * computed columns get placeholders, for the NOT NULL checks that
+		 * come before the conflict check.
+		 */
+		if (id_has_row(newtup, desc, &cols, id))
+		{
+			Datum		d = heap_getattr(newtup, cols.pos, desc, &isnull);
+
+			attnums[0] = cols.added_version;
+			values[0] = Int64GetDatum(0);
+			attnums[1] = cols.changed_version;
+			values[1] = Int64GetDatum(0);
+			attnums[2] = cols.hash;
+			values[2] = Int64GetDatum(0);
+			attnums[3] = cols.removed;
+			values[3] = BoolGetDatum(false);
+			attnums[4] = cols.pos;
+			values[4] = isnull ? Int64GetDatum(0) : d;
+			attnums[5] = cols.id;
+			values[5] = PointerGetDatum(id);
+			return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 6, attnums,
+															 values, nulls));
+		}
 		{
 			Datum		d = heap_getattr(newtup, cols.pos, desc, &isnull);
 
@@ -464,10 +494,52 @@ fold(HeapTuple tup, TupleDesc desc, MessageColumns *cols, text *id,
 		CpHistoryArchiveMessages(args[0], args[1], ids, version);
 		CpRestoreUser(&saved);
 	}
-	version = CpStorageWriteHead(&row, &nc, *last_pos);
+	if (!CpStorageWriteHead(&row, &nc, *last_pos, &version))
+		elog(ERROR, "chatpersist: locked conversation row vanished during the write");
 
 	SPI_finish();
 	return version;
+}
+
+/*
+ * Does message id of the row's conversation have a row (any: live,
+ * tombstoned or removed)?  Read as the tables' owner, with the latest
+ * committed state.
+ */
+static bool
+id_has_row(HeapTuple tup, TupleDesc desc, MessageColumns *cols, text *id)
+{
+	bool		unull,
+				cnull;
+	Datum		args[3];
+	CpSavedUser saved;
+	bool		found;
+
+	args[0] = heap_getattr(tup, cols->user_id, desc, &unull);
+	args[1] = heap_getattr(tup, cols->conversation_id, desc, &cnull);
+	args[2] = PointerGetDatum(id);
+	if (unull || cnull)
+		return false;			/* fold reports it */
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (exists_plan == NULL)
+	{
+		Oid			types[3] = {UUIDOID, TEXTOID, TEXTOID};
+
+		exists_plan = CpPrepareKept("SELECT FROM " CP_MESSAGES " "
+									"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+									"AND conversation_id OPERATOR(pg_catalog.=) $2 "
+									"AND id OPERATOR(pg_catalog.=) $3",
+									3, types);
+	}
+	CpBecomeOwner(CpExtensionOwner(), &saved);
+	if (SPI_execute_plan(exists_plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "chatpersist: looking up a message id failed");
+	CpRestoreUser(&saved);
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
 }
 
 /* Are two varlena datums the same bytes (detoasted)? */

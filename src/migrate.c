@@ -110,6 +110,8 @@ chatpersist_migrate_user(PG_FUNCTION_ARGS)
 	int64		done = 0;
 	MemoryContext scratch;
 	MemoryContext oldcxt;
+
+	CpRequireStorage();
 	int			moved = 0;
 
 	if (PG_ARGISNULL(0))
@@ -294,6 +296,8 @@ chatpersist_import_app_state(PG_FUNCTION_ARGS)
 	const char *listpath;
 	JsonbIterator *it;
 	JsonbIteratorToken tok;
+
+	CpRequireStorage();
 	JsonbValue	key;
 	int			total;
 	int			i = 0;

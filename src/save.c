@@ -87,6 +87,7 @@ typedef struct WriteOutcome
 static Datum write_entry(FunctionCallInfo fcinfo, WriteRequest *req);
 static void do_write(WriteRequest *req, WriteOutcome *out);
 static bool create_row(WriteRequest *req, WriteOutcome *out);
+static bool append_unlocked(WriteRequest *req, WriteOutcome *out);
 static void decide_save(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
 static void decide_append(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
 static bool decide_delete(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
@@ -285,6 +286,7 @@ write_entry(FunctionCallInfo fcinfo, WriteRequest *req)
 	bool		nulls[6] = {false, false, false, false, false, false};
 	MemoryContext callcxt = CurrentMemoryContext;
 
+	CpRequireStorage();
 	CpCheckConversationId(VARDATA_ANY(req->conversation_id),
 						  VARSIZE_ANY_EXHDR(req->conversation_id));
 	if (req->metadata != NULL)
@@ -350,6 +352,10 @@ do_write(WriteRequest *req, WriteOutcome *out)
 	CpStoredRow row;
 	CpNewContent nc = {0};
 
+	/* An append of new ids to the current version needs no lock first */
+	if (req->kind == WRITE_APPEND && append_unlocked(req, out))
+		return;
+
 	/*
 	 * Lock the row, or create it.  If a concurrent first write wins the
 	 * insert, continue on its row; if that row is removed again before we
@@ -400,9 +406,52 @@ do_write(WriteRequest *req, WriteOutcome *out)
 	}
 
 	out->status = nc.status;
-	out->version = CpStorageUpdate(&row, &nc);
+	if (!CpStorageUpdate(&row, &nc, &out->version))
+		elog(ERROR, "chatpersist: locked conversation row vanished during the write");
 	strcpy(out->checksum, nc.checksum);
 	out->count = nc.count;
+}
+
+/*
+ * The common append: new message ids, sent for the current version (or
+ * none).  The head is read without a lock, the new checksum continues the
+ * head's running hash, and the head's write is a compare-and-swap on the
+ * version read, so that a concurrent write makes it write nothing; the
+ * message rows follow under the head's new row lock.  Returns false,
+ * having written nothing, whenever the locking path must decide (no row, a
+ * tombstone, a stale version, an id that has a row, a summary to
+ * recompute, nothing to add, or a concurrent write); under REPEATABLE
+ * READ and SERIALIZABLE a head changed after the snapshot raises 40001
+ * here, as the lock would.
+ */
+static bool
+append_unlocked(WriteRequest *req, WriteOutcome *out)
+{
+	CpStoredRow row;
+	CpNewContent nc = {0};
+
+	if (req->incoming.nmsgs == 0 ||
+		!CpStorageRead(req->user_id, req->conversation_id, &row) ||
+		row.deleted ||
+		(req->has_expected && req->expected != row.version) ||
+		!CpStorageCanAppend(&row, &req->incoming))
+		return false;
+
+	nc.title = row.title;
+	nc.metadata = row.metadata;
+	nc.messages = req->messages;
+	nc.status = CP_STATUS_UPDATED;
+	nc.replaced_by = CP_STATUS_UPDATED;
+	if (!CpStorageAppendContent(&row, &req->incoming, &nc, false) ||
+		!CpStorageUpdate(&row, &nc, &out->version))
+		return false;
+
+	out->status = CP_STATUS_UPDATED;
+	out->has_version = true;
+	out->stored_version = row.version;
+	strcpy(out->checksum, nc.checksum);
+	out->count = nc.count;
+	return true;
 }
 
 /*
@@ -523,7 +572,7 @@ decide_append(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 		/* New ids only: their rows go after the last one, nothing is read */
 		nc->status = CP_STATUS_UPDATED;
 		nc->messages = req->messages;
-		CpStorageAppendContent(row, &req->incoming, nc);
+		(void) CpStorageAppendContent(row, &req->incoming, nc, true);
 	}
 	else if (!req->has_expected || req->expected == row->version)
 	{

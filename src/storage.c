@@ -50,6 +50,14 @@
 
 #include "chatpersist.h"
 
+/* What a write reads of the head */
+#define CP_HEAD_READ \
+	"version, checksum, message_count, deleted, title, metadata, " \
+	"hash_state, array_length, array_bytes, last_pos " \
+	"FROM " CP_CONVERSATIONS " " \
+	"WHERE user_id OPERATOR(pg_catalog.=) $1 " \
+	"AND id OPERATOR(pg_catalog.=) $2"
+
 /* A stored message row, as the diff reads it (no jsonb) */
 typedef struct StoredKey
 {
@@ -83,17 +91,21 @@ static SPIPlanPtr array_plan = NULL;
 static SPIPlanPtr keys_plan = NULL;
 static SPIPlanPtr probe_plan = NULL;
 static SPIPlanPtr upsert_plan = NULL;
+static SPIPlanPtr insert_rows_plan = NULL;
+static SPIPlanPtr read_plan = NULL;
 static SPIPlanPtr remove_plan = NULL;
 static SPIPlanPtr archive_all_plan = NULL;
 static SPIPlanPtr delete_all_plan = NULL;
 
+static bool read_head(pg_uuid_t *user_id, text *conversation_id,
+					  CpStoredRow *row, bool lock);
 static uint64 execute_noted(SPIPlanPtr plan, Datum *args, const char *nulls,
 							int expected_rc, pg_uuid_t *user_id,
 							text *conversation_id, CpNewContent *nc);
 static void plan_rows(CpStoredRow *row, CpMessageArray *arr, int64 version,
 					  RowWrites *w);
 static void write_rows(Datum user_id, Datum conversation_id, int64 version,
-					   RowWrites *w);
+					   RowWrites *w, bool only_new);
 static void rows_alloc(RowWrites *w, int n);
 static void rows_add(RowWrites *w, CpMessage *m, int64 pos, uint64 hash);
 static Datum message_datum(CpMessage *m);
@@ -107,27 +119,43 @@ static bool summary_checks(CpStoredRow *row, CpArrayHash **ah);
 bool
 CpStorageLock(pg_uuid_t *user_id, text *conversation_id, CpStoredRow *row)
 {
+	return read_head(user_id, conversation_id, row, true);
+}
+
+/*
+ * Read the conversation's head into *row without locking it: a write
+ * planned from it must be a compare-and-swap on row->version
+ * (CpStorageUpdate).  Returns false if there is no such row.
+ */
+bool
+CpStorageRead(pg_uuid_t *user_id, text *conversation_id, CpStoredRow *row)
+{
+	return read_head(user_id, conversation_id, row, false);
+}
+
+/* CpStorageLock and CpStorageRead */
+static bool
+read_head(pg_uuid_t *user_id, text *conversation_id, CpStoredRow *row, bool lock)
+{
 	Datum		args[2] = {UUIDPGetDatum(user_id), PointerGetDatum(conversation_id)};
+	SPIPlanPtr *plan = lock ? &lock_plan : &read_plan;
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
 	Datum		d;
 	int			rc;
 
-	if (lock_plan == NULL)
+	if (*plan == NULL)
 	{
 		Oid			types[2] = {UUIDOID, TEXTOID};
 
-		lock_plan = CpPrepareKept("SELECT version, checksum, message_count, deleted, "
-								  "title, metadata, hash_state, array_length, "
-								  "array_bytes, last_pos "
-								  "FROM " CP_CONVERSATIONS " "
-								  "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								  "AND id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
-								  2, types);
+		*plan = CpPrepareKept(lock ?
+							  "SELECT " CP_HEAD_READ " FOR UPDATE" :
+							  "SELECT " CP_HEAD_READ,
+							  2, types);
 	}
 
-	rc = SPI_execute_plan(lock_plan, args, NULL, false, 1);
+	rc = SPI_execute_plan(*plan, args, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -296,24 +324,22 @@ CpStorageInsert(pg_uuid_t *user_id, text *conversation_id, CpNewContent *nc,
 		return false;
 	*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
-	write_rows(args[0], args[1], *version, &w);
+	write_rows(args[0], args[1], *version, &w, true);
 	return true;
 }
 
 /*
- * Write the content nc into the locked conversation row: the message rows
- * that changed, then the head, whose trigger bumps the version and
- * archives the replaced head.  Returns the new version.
+ * Write the content nc into the conversation row: the head, whose trigger
+ * bumps the version and archives the replaced head, then the message rows
+ * that changed.  The head's write is a compare-and-swap on row->version:
+ * returns false, having written nothing, when the head has another version
+ * by then (only possible when row was read without its lock, see
+ * CpStorageRead); else true and the new version.
  */
-int64
-CpStorageUpdate(CpStoredRow *row, CpNewContent *nc)
+bool
+CpStorageUpdate(CpStoredRow *row, CpNewContent *nc, int64 *version)
 {
-	Datum		args[2];
-	int64		version = CpVersionAfter(row->version, PointerGetDatum(row->conversation_id));
 	RowWrites	w;
-
-	args[0] = UUIDPGetDatum(row->user_id);
-	args[1] = PointerGetDatum(row->conversation_id);
 
 	if (nc->append)
 	{
@@ -336,23 +362,26 @@ CpStorageUpdate(CpStoredRow *row, CpNewContent *nc)
 		CpMessageArray arr;
 
 		CpParseMessages(nc->messages, "the new conversation", false, &arr);
-		plan_rows(row, &arr, version, &w);
+		plan_rows(row, &arr, CpVersionAfter(row->version, PointerGetDatum(row->conversation_id)), &w);
 		CpStorageSummary(nc->messages, arr.nmsgs, nc);
 	}
-	write_rows(args[0], args[1], version, &w);
-	return CpStorageWriteHead(row, nc, w.last_pos);
+	if (!CpStorageWriteHead(row, nc, w.last_pos, version))
+		return false;
+	write_rows(UUIDPGetDatum(row->user_id), PointerGetDatum(row->conversation_id),
+			   *version, &w, nc->append);
+	return true;
 }
 
 /*
- * Write the head of the locked conversation row with the content nc (its
- * messages already written); the trigger bumps the version and archives
- * the replaced head.  Returns the new version.
+ * Write the head of the conversation row with the content nc, if it still
+ * has version row->version (else return false); the trigger bumps the
+ * version and archives the replaced head.  Returns true and the new
+ * version.
  */
-int64
-CpStorageWriteHead(CpStoredRow *row, CpNewContent *nc, int64 last_pos)
+bool
+CpStorageWriteHead(CpStoredRow *row, CpNewContent *nc, int64 last_pos, int64 *version)
 {
 	Datum		args[10];
-	int64		version = CpVersionAfter(row->version, PointerGetDatum(row->conversation_id));
 	int64		written;
 	bool		isnull;
 
@@ -383,15 +412,16 @@ CpStorageWriteHead(CpStoredRow *row, CpNewContent *nc, int64 last_pos)
 	args[8] = Int64GetDatum(last_pos);
 	args[9] = Int64GetDatum(row->version);
 
+	*version = CpVersionAfter(row->version, PointerGetDatum(row->conversation_id));
 	if (execute_noted(update_plan, args, NULL, SPI_OK_UPDATE_RETURNING,
 					  row->user_id, row->conversation_id, nc) != 1)
-		elog(ERROR, "chatpersist: locked conversation row vanished during the write");
+		return false;
 	written = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
-	if (written != version)
+	if (written != *version)
 		elog(ERROR, "chatpersist: conversation version " INT64_FORMAT
-			 " was written as " INT64_FORMAT, version, written);
-	return version;
+			 " was written as " INT64_FORMAT, *version, written);
+	return true;
 }
 
 /*
@@ -441,9 +471,12 @@ CpStorageCanAppend(CpStoredRow *row, CpMessageArray *given)
  * the locked conversation: the checksum, count and summary continue the
  * head's, and nc->messages is the given array; CpStorageUpdate inserts its
  * rows after the last one.  The limits are checked on the resulting array.
+ * When the head's summary does not check out, a locked head's is
+ * recomputed from the rows; for an unlocked one, returns false.
  */
-void
-CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given, CpNewContent *nc)
+bool
+CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given, CpNewContent *nc,
+					   bool locked)
 {
 	CpArrayHash *ah;
 	int64		data_len;
@@ -453,6 +486,9 @@ CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given, CpNewContent *nc
 		CpNewContent whole = {0};
 		CpMessageArray stored;
 
+		/* the rows may be newer than an unlocked head: let the lock decide */
+		if (!locked)
+			return false;
 		CpParseMessages(CpStoredMessages(row), "the stored conversation", false, &stored);
 		CpStorageSummary(row->messages, stored.nmsgs, &whole);
 		row->hash_state = whole.hash_state;
@@ -485,6 +521,7 @@ CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given, CpNewContent *nc
 	nc->hash_state = CpArrayHashSave(ah);
 	CpArrayHashDigest(ah, nc->checksum);
 	nc->count = row->message_count + given->nlive;
+	return true;
 }
 
 /*
@@ -523,7 +560,8 @@ CpStorageRemoveAll(Oid owner, Datum user_id, Datum conversation_id, int64 versio
 		archive_all_plan = CpPrepareKept("INSERT INTO " CP_HISTORY_MESSAGES " "
 										 "(user_id, conversation_id, id, valid_from, valid_to, pos, message) "
 										 "SELECT user_id, conversation_id, id, changed_version, "
-										 "$3 OPERATOR(pg_catalog.+) 1, pos, message "
+										 "CASE WHEN $3 OPERATOR(pg_catalog.<) 9223372036854775807 "
+										 "THEN $3 OPERATOR(pg_catalog.+) 1 ELSE $3 END, pos, message "
 										 "FROM " CP_MESSAGES " "
 										 "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 										 "AND conversation_id OPERATOR(pg_catalog.=) $2 "
@@ -762,9 +800,11 @@ rows_add(RowWrites *w, CpMessage *m, int64 pos, uint64 hash)
  * changed rows, flag the removed ones.
  */
 static void
-write_rows(Datum user_id, Datum conversation_id, int64 version, RowWrites *w)
+write_rows(Datum user_id, Datum conversation_id, int64 version, RowWrites *w,
+		   bool only_new)
 {
 	CpSavedUser saved;
+	SPIPlanPtr	plan;
 
 	if (upsert_plan == NULL)
 	{
@@ -784,6 +824,20 @@ write_rows(Datum user_id, Datum conversation_id, int64 version, RowWrites *w)
 									"changed_version = EXCLUDED.changed_version, "
 									"removed = false",
 									7, types);
+	}
+	if (insert_rows_plan == NULL)
+	{
+		Oid			types[7] = {UUIDOID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID,
+		JSONBARRAYOID, INT8ARRAYOID, INT8OID};
+
+		insert_rows_plan = CpPrepareKept("INSERT INTO " CP_MESSAGES " "
+										 "(user_id, conversation_id, id, pos, message, hash, "
+										 "added_version, changed_version) "
+										 "SELECT $1, $2, u.id, u.pos, u.message, u.hash, $7, $7 "
+										 "FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), "
+										 "pg_catalog.unnest($5), pg_catalog.unnest($6)) "
+										 "AS u (id, pos, message, hash)",
+										 7, types);
 	}
 	if (remove_plan == NULL)
 	{
@@ -817,7 +871,9 @@ write_rows(Datum user_id, Datum conversation_id, int64 version, RowWrites *w)
 		a = construct_array(w->hashes, w->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 		args[5] = PointerGetDatum(a);
 		args[6] = Int64GetDatum(version);
-		if (SPI_execute_plan(upsert_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		/* new ids only (appends, new conversations): no conflict to resolve */
+		plan = only_new ? insert_rows_plan : upsert_plan;
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "chatpersist: writing the conversation's messages failed");
 	}
 	if (w->nremove > 0)

@@ -147,6 +147,7 @@ chatpersist_conversations_guard(PG_FUNCTION_ARGS)
 				 errmsg("conversations_guard: must be fired BEFORE, FOR EACH ROW")));
 
 	rel = trigdata->tg_relation;
+	CpRequireStorage();
 	lookup_columns(RelationGetDescr(rel), &cols);
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
