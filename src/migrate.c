@@ -110,8 +110,6 @@ chatpersist_migrate_user(PG_FUNCTION_ARGS)
 	int64		done = 0;
 	MemoryContext scratch;
 	MemoryContext oldcxt;
-
-	CpRequireStorage();
 	int			moved = 0;
 
 	if (PG_ARGISNULL(0))
@@ -125,6 +123,7 @@ chatpersist_migrate_user(PG_FUNCTION_ARGS)
 				  errmsg("cannot migrate a user to itself"),
 				  errhint("Pass the guest's user id first, then the signed-in account's.")));
 
+	CpRequireStorage();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -296,8 +295,6 @@ chatpersist_import_app_state(PG_FUNCTION_ARGS)
 	const char *listpath;
 	JsonbIterator *it;
 	JsonbIteratorToken tok;
-
-	CpRequireStorage();
 	JsonbValue	key;
 	int			total;
 	int			i = 0;
@@ -313,6 +310,7 @@ chatpersist_import_app_state(PG_FUNCTION_ARGS)
 		CpNullArgument("p_app_state");
 	user_id = PG_GETARG_UUID_P(0);
 	state = PG_GETARG_JSONB_P(1);
+	CpRequireStorage();
 
 	if (JB_ROOT_IS_ARRAY(state) && !JB_ROOT_IS_SCALAR(state))
 	{
