@@ -6,10 +6,19 @@
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set try_sql :abs_srcdir '/sql/include/try.sql'
 \i :try_sql
+-- 2.0 keeps a conversation's messages as rows of chatpersist.messages: its
+-- array is the rows that are not removed, in pos order
+CREATE FUNCTION pg_temp.stored_array(u uuid, c text) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT coalesce(jsonb_agg(m.message ORDER BY m.pos), '[]') FROM chatpersist.messages m
+	 WHERE m.user_id = u AND m.conversation_id = c AND NOT m.removed
+$$;
 
 SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e1', 'c1', 'T',
 	'[{"id":"m1","created_at":1}]');
-CREATE TEMP TABLE before_errors AS SELECT * FROM chatpersist.conversations
+CREATE TEMP TABLE before_errors AS SELECT c.*, pg_temp.stored_array(c.user_id, c.id) AS messages
+FROM chatpersist.conversations c
+WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
+CREATE TEMP TABLE before_error_messages AS SELECT * FROM chatpersist.messages
 WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
 
 -- NULL required arguments: 22004, never a silent NULL
@@ -97,15 +106,25 @@ SELECT pg_temp.try($$SET chatpersist.history_depth = -1$$);
 
 -- nothing was written by any of the failed calls
 SELECT count(*) AS rows_now, (SELECT count(*) FROM before_errors) AS rows_before,
-	   bool_and(c.version = b.version AND c.checksum = b.checksum AND c.messages = b.messages) AS unchanged
+	   bool_and(c.version = b.version AND c.checksum = b.checksum
+				AND pg_temp.stored_array(c.user_id, c.id) = b.messages) AS unchanged
 FROM chatpersist.conversations c JOIN before_errors b USING (user_id, id)
 WHERE c.user_id = '00000000-0000-0000-0000-0000000000e1';
+-- ... down to each message row, stamps included
+SELECT count(*) AS message_rows_changed FROM (
+	(SELECT * FROM chatpersist.messages WHERE user_id = '00000000-0000-0000-0000-0000000000e1'
+	 EXCEPT ALL SELECT * FROM before_error_messages)
+	UNION ALL
+	(SELECT * FROM before_error_messages
+	 EXCEPT ALL SELECT * FROM chatpersist.messages WHERE user_id = '00000000-0000-0000-0000-0000000000e1')) d;
 SELECT count(*) AS history_rows FROM chatpersist.history
+WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
+SELECT count(*) AS history_message_rows FROM chatpersist.history_messages
 WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
 
 DELETE FROM chatpersist.history WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
 DELETE FROM chatpersist.conversations WHERE user_id = '00000000-0000-0000-0000-0000000000e1';
-DROP TABLE before_errors;
+DROP TABLE before_errors, before_error_messages;
 
 -- an error detail quoting a long value is cut at a character boundary, so
 -- a multibyte character is never split (a split one made the message
@@ -135,12 +154,17 @@ SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-00
 SELECT pg_temp.try($$SELECT chatpersist.save_conversation('00000000-0000-0000-0000-0000000000e4', 'new', 'T', '[{"id":"m1","created_at":1.8e308}]')$$);
 SELECT pg_temp.try($$SELECT chatpersist.append_messages('00000000-0000-0000-0000-0000000000e4', 'stored', '[{"id":"m3","created_at":-1e400}]')$$);
 SELECT pg_temp.try($$SELECT chatpersist.append_messages('00000000-0000-0000-0000-0000000000e4', 'new', '[{"id":"m3","updated_at":1e400}]')$$);
-SELECT pg_temp.try($$INSERT INTO chatpersist.conversations (user_id, id, messages) VALUES ('00000000-0000-0000-0000-0000000000e4', 'new', '[{"id":"m1"},{"id":"m4","created_at":1e400}]')$$);
-SELECT pg_temp.try($$UPDATE chatpersist.conversations SET messages = '[{"id":"s1","created_at":1,"updated_at":-1e400}]' WHERE user_id = '00000000-0000-0000-0000-0000000000e4' AND id = 'stored'$$);
+-- direct SQL: a new conversation (its row, then its message rows), and an
+-- edit of a stored message row
+SELECT pg_temp.try($q$DO $d$ BEGIN
+	INSERT INTO chatpersist.conversations (user_id, id) VALUES ('00000000-0000-0000-0000-0000000000e4', 'new');
+	INSERT INTO chatpersist.messages (user_id, conversation_id, message) VALUES ('00000000-0000-0000-0000-0000000000e4', 'new', '{"id":"m1"}'), ('00000000-0000-0000-0000-0000000000e4', 'new', '{"id":"m4","created_at":1e400}');
+END $d$ $q$);
+SELECT pg_temp.try($$UPDATE chatpersist.messages SET message = '{"id":"s1","created_at":1,"updated_at":-1e400}' WHERE user_id = '00000000-0000-0000-0000-0000000000e4' AND conversation_id = 'stored' AND id = 's1'$$);
 SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-0000000000e4', '{"conversations": {"new": {"messages": [{"id":"m1","created_at":1e400}]}}}')$$);
 SELECT pg_temp.try($$SELECT chatpersist.import_app_state('00000000-0000-0000-0000-0000000000e4', '[{"id": "stored", "messages": [{"id":"s1","created_at":1},{"id":"m5","updated_at":-1e400}]}]')$$);
 SELECT pg_temp.try($$SELECT chatpersist.merge_messages('[{"id":"a","created_at":1e400}]', '[]')$$);
-SELECT id, version, messages FROM chatpersist.conversations WHERE user_id = :fin ORDER BY id;
+SELECT id, version, pg_temp.stored_array(user_id, id) AS messages FROM chatpersist.conversations WHERE user_id = :fin ORDER BY id;
 
 -- large but finite numbers stay accepted, as before, through every path:
 -- the largest doubles, and numbers that jsonb stores in its long format
@@ -148,8 +172,10 @@ SELECT id, version, messages FROM chatpersist.conversations WHERE user_id = :fin
 SELECT (chatpersist.save_conversation(:fin, 'big', 'T', '[{"id":"b1","created_at":1e308}]')).status;
 SELECT (chatpersist.append_messages(:fin, 'big', '[{"id":"b2","created_at":-1.7976931348623157e308,"updated_at":1e-400}]')).status;
 SELECT (chatpersist.append_messages(:fin, 'big', '[{"id":"b3","created_at":1732400000000.0000000000000000000000000000000000000000000000000000000000000000001}]')).status;
-INSERT INTO chatpersist.conversations (user_id, id, messages) VALUES (:fin, 'big-direct', '[{"id":"d1","updated_at":1e308}]') RETURNING version;
-UPDATE chatpersist.conversations SET messages = '[{"id":"d1","updated_at":-1e308}]' WHERE user_id = :fin AND id = 'big-direct' RETURNING version;
+-- (direct SQL: the conversation's row, then each message row, one version each)
+INSERT INTO chatpersist.conversations (user_id, id) VALUES (:fin, 'big-direct') RETURNING version;
+INSERT INTO chatpersist.messages (user_id, conversation_id, message) VALUES (:fin, 'big-direct', '{"id":"d1","updated_at":1e308}') RETURNING changed_version;
+UPDATE chatpersist.messages SET message = '{"id":"d1","updated_at":-1e308}' WHERE user_id = :fin AND conversation_id = 'big-direct' AND id = 'd1' RETURNING changed_version;
 SELECT chatpersist.import_app_state(:fin, '[{"id": "big-import", "messages": [{"id":"i1","created_at":1.7e308}]}]') AS imported;
 SELECT id, message_count FROM chatpersist.conversations WHERE user_id = :fin ORDER BY id;
 

@@ -41,7 +41,12 @@ PREPARE typeorm_update(text, uuid, text) AS
 
 CREATE FUNCTION pg_temp.row_state() RETURNS TABLE (title text, version bigint, checksum_ok boolean, archived bigint)
 LANGUAGE sql AS $$
-	SELECT c.title, c.version, c.checksum = chatpersist.checksum(c.messages),
+	SELECT c.title, c.version,
+		   -- the array: the conversation's message rows that are not removed, in pos order
+		   c.checksum = chatpersist.checksum((SELECT coalesce(jsonb_agg(m.message ORDER BY m.pos), '[]')
+												FROM chatpersist.messages m
+											   WHERE m.user_id = c.user_id AND m.conversation_id = c.id
+												 AND NOT m.removed)),
 		   (SELECT max(h.version) FROM chatpersist.history h
 			 WHERE h.user_id = c.user_id AND h.conversation_id = c.id)
 	  FROM chatpersist.conversations c
@@ -120,4 +125,4 @@ SELECT version, title, replaced_by FROM chatpersist.history
  ORDER BY version;
 
 DEALLOCATE ALL;
-TRUNCATE chatpersist.conversations, chatpersist.history;
+TRUNCATE chatpersist.conversations, chatpersist.messages, chatpersist.history, chatpersist.history_messages;
