@@ -8,6 +8,9 @@
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set try_sql :abs_srcdir '/sql/include/try.sql'
 \i :try_sql
+-- pg_temp.stored_array rebuilds a conversation's array from its message rows
+\set stored_array_sql :abs_srcdir '/sql/include/stored_array.sql'
+\i :stored_array_sql
 
 SELECT chatpersist.save_conversation(:u, 'c1', 'Title', '[{"id":"m1","content":"secret plans"}]', p_metadata := '{"pinned":true}');
 SELECT chatpersist.save_conversation(:u, 'c2', 'Other', '[{"id":"m1"}]');
@@ -15,9 +18,13 @@ SELECT chatpersist.save_conversation(:u, 'c2', 'Other', '[{"id":"m1"}]');
 -- deleted: a new version, messages emptied, title and metadata kept
 SELECT * FROM chatpersist.delete_conversation(:u, 'c1');
 SELECT title, messages, metadata, version, deleted, message_count, checksum = chatpersist.checksum('[]') AS checksum_ok
-FROM chatpersist.conversations WHERE user_id = :u AND id = 'c1';
--- the content is in history, replaced by the delete
-SELECT version, replaced_by, messages FROM chatpersist.history WHERE user_id = :u AND conversation_id = 'c1';
+FROM chatpersist.conversations c, pg_temp.stored_array(c.user_id, c.id) messages WHERE user_id = :u AND id = 'c1';
+-- the content is in history, replaced by the delete (the head in
+-- chatpersist.history, the array as conversation_history rebuilds it)
+SELECT h.version, h.replaced_by, a.messages
+FROM chatpersist.history h
+LEFT JOIN chatpersist.conversation_history(:u, 'c1') a USING (version)
+WHERE h.user_id = :u AND h.conversation_id = 'c1';
 
 -- loads skip it; the change feed reports it
 SELECT id FROM chatpersist.load_conversations(:u);
@@ -41,10 +48,10 @@ SELECT status, version FROM chatpersist.delete_conversation(:u, 'c2', p_expected
 -- delete (expected version = the tombstone's) and a stale device alike get
 -- status created, with only the messages they send; the version goes on.
 SELECT status, version, message_count FROM chatpersist.save_conversation(:u, 'c2', NULL, '[{"id":"fresh"}]', p_expected_version := 3);
-SELECT deleted, version, title, jsonb_path_query_array(messages, '$[*].id') AS ids FROM chatpersist.conversations WHERE user_id = :u AND id = 'c2';
+SELECT deleted, version, title, jsonb_path_query_array(messages, '$[*].id') AS ids FROM chatpersist.conversations c, pg_temp.stored_array(c.user_id, c.id) messages WHERE user_id = :u AND id = 'c2';
 SELECT chatpersist.delete_conversation(:u, 'c2');
 SELECT status, version, message_count FROM chatpersist.save_conversation(:u, 'c2', NULL, '[{"id":"m1"},{"id":"m2"},{"id":"stale"}]', p_expected_version := 2);
-SELECT deleted, version, jsonb_path_query_array(messages, '$[*].id') AS ids FROM chatpersist.conversations WHERE user_id = :u AND id = 'c2';
+SELECT deleted, version, jsonb_path_query_array(messages, '$[*].id') AS ids FROM chatpersist.conversations c, pg_temp.stored_array(c.user_id, c.id) messages WHERE user_id = :u AND id = 'c2';
 
 -- a revived conversation's deleted content can still be restored
 SELECT version, replaced_by FROM chatpersist.conversation_history(:u, 'c2') ORDER BY version;

@@ -47,13 +47,15 @@ RESET request.jwt.claims;
 --
 -- 2. A version at the top of bigint wrapped around to a negative one on the
 -- next write.  Only a restore can put such a version in (the owner
--- inserting a row with its own version and matching checksum); the next
--- change now fails with 22003 instead, and so does creating the key again
--- once that version is in history.
+-- inserting a row with its own version and matching checksum; since 2.0
+-- the head, with its message_count, as a dump has it, and no messages:
+-- they are rows of chatpersist.messages); the next change now fails with
+-- 22003 instead, and so does creating the key again once that version is
+-- in history.
 --
-INSERT INTO chatpersist.conversations (user_id, id, messages, version, checksum)
-VALUES ('00000000-0000-4000-8000-00000000fa71', 'top', '[]', 9223372036854775807,
-		chatpersist.checksum('[]'))
+INSERT INTO chatpersist.conversations (user_id, id, version, checksum, message_count)
+VALUES ('00000000-0000-4000-8000-00000000fa71', 'top', 9223372036854775807,
+		chatpersist.checksum('[]'), 0)
 RETURNING version;
 SELECT pg_temp.try($$UPDATE chatpersist.conversations SET title = 'x'
 	WHERE user_id = '00000000-0000-4000-8000-00000000fa71' AND id = 'top'$$);
@@ -81,8 +83,8 @@ SELECT status, version FROM chatpersist.save_conversation('00000000-0000-4000-80
 SELECT status, version FROM chatpersist.save_conversation('00000000-0000-4000-8000-00000000fa72', 'again', 'T', '[{"id":"b"}]');
 DELETE FROM chatpersist.conversations
 WHERE user_id = '00000000-0000-4000-8000-00000000fa72' AND id = 'again';
-INSERT INTO chatpersist.conversations (user_id, id, messages, version, checksum)
-VALUES ('00000000-0000-4000-8000-00000000fa72', 'again', '[]', 1, chatpersist.checksum('[]'))
+INSERT INTO chatpersist.conversations (user_id, id, version, checksum, message_count)
+VALUES ('00000000-0000-4000-8000-00000000fa72', 'again', 1, chatpersist.checksum('[]'), 0)
 RETURNING version;
 SELECT status, version FROM chatpersist.save_conversation('00000000-0000-4000-8000-00000000fa72', 'again', 'T', '[{"id":"c"}]');
 SELECT version, replaced_by FROM chatpersist.history
@@ -90,8 +92,8 @@ WHERE user_id = '00000000-0000-4000-8000-00000000fa72' ORDER BY version;
 -- a version above history is still a restore, and keeps its version
 DELETE FROM chatpersist.conversations
 WHERE user_id = '00000000-0000-4000-8000-00000000fa72' AND id = 'again';
-INSERT INTO chatpersist.conversations (user_id, id, messages, version, checksum)
-VALUES ('00000000-0000-4000-8000-00000000fa72', 'again', '[]', 7, chatpersist.checksum('[]'))
+INSERT INTO chatpersist.conversations (user_id, id, version, checksum, message_count)
+VALUES ('00000000-0000-4000-8000-00000000fa72', 'again', 7, chatpersist.checksum('[]'), 0)
 RETURNING version;
 
 --

@@ -10,6 +10,9 @@
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set try_sql :abs_srcdir '/sql/include/try.sql'
 \i :try_sql
+-- pg_temp.stored_array rebuilds a conversation's array from its message rows
+\set stored_array_sql :abs_srcdir '/sql/include/stored_array.sql'
+\i :stored_array_sql
 
 SELECT chatpersist.save_conversation(:u, 'h', 'v1', '[{"id":"m1","content":"one"}]');
 SELECT chatpersist.save_conversation(:u, 'h', 'v2', '[{"id":"m1","content":"one"},{"id":"m2","content":"two"}]', p_expected_version := 1);
@@ -21,7 +24,7 @@ FROM chatpersist.conversation_history(:u, 'h');
 
 -- undo the forced overwrite: restore version 2 as a new version 4
 SELECT * FROM chatpersist.restore_version(:u, 'h', 2);
-SELECT version, title, messages FROM chatpersist.conversations WHERE user_id = :u AND id = 'h';
+SELECT version, title, messages FROM chatpersist.conversations c, pg_temp.stored_array(c.user_id, c.id) messages WHERE user_id = :u AND id = 'h';
 -- nothing was rewritten in place: version 3 (the overwrite) is archived
 SELECT version, title, replaced_by FROM chatpersist.conversation_history(:u, 'h');
 

@@ -41,13 +41,33 @@ DELETE FROM chatpersist.history WHERE user_id IN ('00000000-0000-0000-0000-00000
 DELETE FROM chatpersist.conversations WHERE user_id IN ('00000000-0000-0000-0000-00000000c001', '00000000-0000-0000-0000-00000000c002');
 
 -- loads stay right after a column of the table was dropped (the row type
--- keeps a dropped column that SELECT * leaves out)
+-- keeps a dropped column that SELECT * leaves out).  Since 2.0 the loads
+-- return chatpersist.conversation, not the table's row type, so a column
+-- added to the table is not in their rows: every column they return must
+-- still be the table's value of that column.
 ALTER TABLE chatpersist.conversations ADD COLUMN extra_a text, ADD COLUMN extra_b int;
 SELECT chatpersist.save_conversation('00000000-0000-0000-0000-00000000c003', 'd', 'Dropped', '[{"id":"m1"}]');
 UPDATE chatpersist.conversations SET extra_a = 'aaaa', extra_b = 7 WHERE user_id = '00000000-0000-0000-0000-00000000c003';
 ALTER TABLE chatpersist.conversations DROP COLUMN extra_a;
-SELECT id, title, version, messages, extra_b FROM chatpersist.load_conversations('00000000-0000-0000-0000-00000000c003');
-SELECT id, title, deleted, extra_b FROM chatpersist.load_conversation('00000000-0000-0000-0000-00000000c003', 'd');
+SELECT id, title, version, messages FROM chatpersist.load_conversations('00000000-0000-0000-0000-00000000c003');
+SELECT id, title, deleted FROM chatpersist.load_conversation('00000000-0000-0000-0000-00000000c003', 'd');
+SELECT c.extra_b,
+	   (l.user_id, l.id, l.title, l.metadata, l.version, l.checksum, l.message_count,
+		l.created_at, l.last_modified, l.deleted, l.change_xid)
+	   IS NOT DISTINCT FROM
+	   (c.user_id, c.id, c.title, c.metadata, c.version, c.checksum, c.message_count,
+		c.created_at, c.last_modified, c.deleted, c.change_xid) AS load_is_the_row
+FROM chatpersist.conversations c,
+	 chatpersist.load_conversation('00000000-0000-0000-0000-00000000c003', 'd') l
+WHERE c.user_id = '00000000-0000-0000-0000-00000000c003' AND c.id = 'd';
+SELECT count(*) AS load_conversations_is_the_row
+FROM chatpersist.conversations c
+JOIN chatpersist.load_conversations('00000000-0000-0000-0000-00000000c003') l USING (user_id, id)
+WHERE (l.title, l.metadata, l.version, l.checksum, l.message_count,
+	   l.created_at, l.last_modified, l.deleted, l.change_xid)
+	  IS NOT DISTINCT FROM
+	  (c.title, c.metadata, c.version, c.checksum, c.message_count,
+	   c.created_at, c.last_modified, c.deleted, c.change_xid);
 SELECT version, title FROM chatpersist.conversation_history('00000000-0000-0000-0000-00000000c003', 'd');
 ALTER TABLE chatpersist.conversations DROP COLUMN extra_b;
 DELETE FROM chatpersist.history WHERE user_id = '00000000-0000-0000-0000-00000000c003';

@@ -11,6 +11,9 @@ SET timezone = 'UTC';
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set try_sql :abs_srcdir '/sql/include/try.sql'
 \i :try_sql
+-- pg_temp.stored_array rebuilds a conversation's array from its message rows
+\set stored_array_sql :abs_srcdir '/sql/include/stored_array.sql'
+\i :stored_array_sql
 
 -- the guest has three conversations; the account already has one of them
 SELECT chatpersist.save_conversation(:guest, 'only-guest', 'Guest notes', '[{"id":"g1","created_at":1}]', p_metadata := '{"from":"guest"}');
@@ -32,7 +35,8 @@ SELECT chatpersist.migrate_user(:guest, :acct) AS moved;
 SELECT c.id, title, version, metadata, deleted, jsonb_path_query_array(messages, '$[*].id') AS ids,
 	   checksum = chatpersist.checksum(messages) AS checksum_ok,
 	   c.created_at = g.created_at AS guest_created_at
-FROM chatpersist.conversations c JOIN guest_before g USING (id) WHERE user_id = :acct ORDER BY id;
+FROM chatpersist.conversations c JOIN guest_before g USING (id), pg_temp.stored_array(c.user_id, c.id) messages
+WHERE user_id = :acct ORDER BY id;
 -- nothing is left under the guest; its rows are archived in its history
 SELECT count(*) AS guest_rows FROM chatpersist.conversations WHERE user_id = :guest;
 SELECT count(*) AS revived FROM chatpersist.conversations WHERE user_id = :acct AND id = 'deleted-by-guest';
@@ -87,7 +91,8 @@ SELECT chatpersist.import_app_state(:legacy, '{"conversations": {
 SELECT chatpersist.import_app_state(:legacy, '[
     {"id": "c1", "title": "Renamed in legacy", "messages": [{"id":"m2","content":"more","created_at":1700000001000}]},
     {"id": "c3", "messages": [{"id":"n1"}]}]') AS imported;
-SELECT id, title, version, jsonb_path_query_array(messages, '$[*].id') AS ids FROM chatpersist.conversations
+SELECT id, title, version, jsonb_path_query_array(messages, '$[*].id') AS ids
+FROM chatpersist.conversations c, pg_temp.stored_array(c.user_id, c.id) messages
 WHERE user_id = :legacy ORDER BY id;
 
 -- bad shapes: 22023 naming the path, and nothing is written
@@ -153,7 +158,8 @@ SELECT chatpersist.import_app_state(:kept, '[{"id": "n1", "messages": [
     {"id": "a", "content": "no time", "created_at": null},
     {"id": "b", "created_at": 1700000000000, "updated_at": null},
     {"id": "c", "created_at": 1700000001000}]}]') AS imported;
-SELECT messages, message_count FROM chatpersist.conversations WHERE user_id = :kept AND id = 'n1';
+SELECT messages, message_count FROM chatpersist.conversations c, pg_temp.stored_array(c.user_id, c.id) messages
+WHERE user_id = :kept AND id = 'n1';
 SELECT chatpersist.import_app_state(:kept, '[{"id": "n1", "messages": [
     {"id": "a", "content": "no time", "created_at": null},
     {"id": "b", "created_at": 1700000000000, "updated_at": null},
