@@ -9,8 +9,11 @@
 #	  every move a device's old cursor, its old cursor as 1.0 gave it (the
 #	  bare stamp), a cursor of 0 and a cursor taken after the move all see
 #	  every change made after the move, and the three "from before" cursors
-#	  see every row.  Then the 1.0 to 1.1 upgrade: rows, versions, version
-#	  floors of keys 1.0 removed with a plain DELETE,
+#	  see every row.  2.0: the message rows (chatpersist.messages) and the
+#	  replaced copies (chatpersist.history_messages) move with the heads:
+#	  each conversation arrives with its array.  Then the upgrade from 1.0
+#	  (through 1.1 to this build's default version): rows, arrays,
+#	  versions, version floors of keys 1.0 removed with a plain DELETE,
 #	  checksums and untagged cursors survive ALTER EXTENSION UPDATE, and an
 #	  upgraded database has the same objects and trigger states as a fresh
 #	  one.
@@ -109,11 +112,15 @@ port_of()
 	if [ "$1" = lo ]; then echo "$lo_port"; else echo "$hi_port"; fi
 }
 
-# the rows of user U as "id version checksum deleted", one a line
+# the rows of user U as "id version checksum deleted array", one a line
+# (2.0: the array rebuilt from the message rows in plain SQL)
 rows()
 {
-	q "$1" "$2" "SELECT id, version, checksum, deleted FROM chatpersist.conversations
-				  WHERE user_id = '$U' ORDER BY id"
+	q "$1" "$2" "SELECT c.id, c.version, c.checksum, c.deleted,
+					   (SELECT coalesce(jsonb_agg(m.message ORDER BY m.pos), '[]') FROM chatpersist.messages m
+						 WHERE m.user_id = c.user_id AND m.conversation_id = c.id AND NOT m.removed)
+				  FROM chatpersist.conversations c
+				  WHERE c.user_id = '$U' ORDER BY c.id"
 }
 
 # how many of the rows that changes_since(U, CURSOR) returns on PORT DB
@@ -181,7 +188,9 @@ SQL
 			;;
 		pubsub)
 			q "$dp" "$db" "CREATE EXTENSION chatpersist" >/dev/null || bail "CREATE EXTENSION failed"
-			q "$sp" "$db" "CREATE PUBLICATION cm_pub FOR TABLE chatpersist.conversations, chatpersist.history" >/dev/null ||
+			# (2.0: the message rows and replaced copies are tables of their own)
+			q "$sp" "$db" "CREATE PUBLICATION cm_pub FOR TABLE chatpersist.conversations, chatpersist.history,
+							chatpersist.messages, chatpersist.history_messages" >/dev/null ||
 				bail "CREATE PUBLICATION failed"
 			q "$dp" "$db" "CREATE SUBSCRIPTION cm_sub CONNECTION 'host=127.0.0.1 port=$sp user=postgres dbname=$db' PUBLICATION cm_pub" >/dev/null ||
 				bail "CREATE SUBSCRIPTION failed"
@@ -205,7 +214,10 @@ SQL
 	esac
 
 	rows "$dp" "$db" >"$tmpdir/$name.dst"
-	check "$name: versions, checksums and tombstones arrive unchanged" cmp -s "$tmpdir/$name.src" "$tmpdir/$name.dst"
+	check "$name: versions, checksums, tombstones and arrays arrive unchanged" cmp -s "$tmpdir/$name.src" "$tmpdir/$name.dst"
+	eq "$name: the message rows and replaced copies arrive" \
+		"$(q "$dp" "$db" "SELECT (SELECT count(*) FROM chatpersist.messages) || ' ' || (SELECT count(*) FROM chatpersist.history_messages)")" \
+		"$(q "$sp" "$db" "SELECT (SELECT count(*) FROM chatpersist.messages) || ' ' || (SELECT count(*) FROM chatpersist.history_messages)")"
 	eq "$name: changes_since(U, 0) returns every row after the move" \
 		"$(q "$dp" "$db" "SELECT string_agg(conversation_id, ',' ORDER BY conversation_id) FROM chatpersist.changes_since('$U', 0)")" \
 		"c1,c2,c3,c4"
@@ -226,6 +238,9 @@ SQL
 		eq "$name: cursor $c sees every change made after the move" \
 			"$(seen "$dp" "$db" "$c" "'c1','c2','c5'" | cut -d/ -f1)" 3
 	done
+	eq "$name: the append after the move continues the moved array" \
+		"$(q "$dp" "$db" "SELECT messages::text FROM chatpersist.load_conversation('$U', 'c1')")" \
+		'[{"id": "m1"}, {"id": "after"}]'
 	eq "$name: the cursor taken after the move sees exactly the changes made since" \
 		"$(seen "$dp" "$db" "$new" "'c1','c2','c5'")" "3/3"
 	echo "   stamps on $dst: $(q "$dp" "$db" "SELECT string_agg(id || '=' || change_xid, ' ' ORDER BY id) FROM chatpersist.conversations")"
@@ -240,7 +255,8 @@ scenario pubsub_down hi lo pubsub
 scenario pubsub_up lo hi pubsub
 
 # The upgrade from 1.0: rows and untagged cursors survive, and the
-# upgraded database equals a fresh 1.1 one, trigger states included
+# upgraded database equals a fresh one of this build's default version,
+# trigger states included
 echo "== upgrade from 1.0"
 p=$lo_port
 q "$p" postgres "CREATE DATABASE cm_up" >/dev/null
@@ -255,15 +271,21 @@ SELECT chatpersist.save_conversation('$U', 'u3', 'three', '[{"id":"m1"}]');
 SELECT chatpersist.append_messages('$U', 'u3', '[{"id":"m2"}]');
 DELETE FROM chatpersist.conversations WHERE user_id = '$U' AND id = 'u3';
 SQL
-rows "$p" cm_up >"$tmpdir/up.before"
+# (1.0 kept the arrays in conversations.messages)
+q "$p" cm_up "SELECT id, version, checksum, deleted, messages FROM chatpersist.conversations
+			   WHERE user_id = '$U' ORDER BY id" >"$tmpdir/up.before"
 # the cursor a 1.0 device holds: the bare stamp of the newest change
 legacy=$(q "$p" cm_up "SELECT max(change_xid::text::int8) FROM chatpersist.conversations")
 q "$p" cm_up "ALTER EXTENSION chatpersist UPDATE" >/dev/null
-eq "upgrade: ALTER EXTENSION UPDATE reaches 1.1" "$(q "$p" cm_up "SELECT extversion FROM pg_extension WHERE extname = 'chatpersist'")" 1.1
+default_version=$(sed -nE "s/^default_version = '(.*)'/\1/p" chatpersist.control)
+eq "upgrade: ALTER EXTENSION UPDATE reaches $default_version" "$(q "$p" cm_up "SELECT extversion FROM pg_extension WHERE extname = 'chatpersist'")" "$default_version"
 rows "$p" cm_up >"$tmpdir/up.after"
-check "upgrade: versions and checksums unchanged" cmp -s "$tmpdir/up.before" "$tmpdir/up.after"
-eq "upgrade: checksums still equal checksum(messages)" \
-	"$(q "$p" cm_up "SELECT count(*) FROM chatpersist.conversations WHERE checksum <> chatpersist.checksum(messages)")" 0
+check "upgrade: versions, checksums and arrays unchanged" cmp -s "$tmpdir/up.before" "$tmpdir/up.after"
+eq "upgrade: checksums still equal the checksum of the rows' arrays" \
+	"$(q "$p" cm_up "SELECT count(*) FROM chatpersist.conversations c
+					 WHERE checksum <> chatpersist.checksum(
+						(SELECT coalesce(jsonb_agg(m.message ORDER BY m.pos), '[]') FROM chatpersist.messages m
+						  WHERE m.user_id = c.user_id AND m.conversation_id = c.id AND NOT m.removed))")" 0
 eq "upgrade: a 1.0 cursor of this database is still a cursor, not a resync" \
 	"$(q "$p" cm_up "SELECT count(*) FROM chatpersist.changes_since('$U', $legacy)")" 0
 q "$p" cm_up "SELECT chatpersist.append_messages('$U', 'u1', '[{\"id\":\"m2\"}]')" >/dev/null
@@ -283,7 +305,9 @@ members()
 	q "$p" "$1" "SELECT pg_describe_object(classid, objid, objsubid) FROM pg_depend
 				  WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e' ORDER BY 1;
 				SELECT tgname, tgenabled, tgtype, pg_get_triggerdef(oid) FROM pg_trigger
-				  WHERE tgrelid = 'chatpersist.conversations'::regclass ORDER BY tgname;
+				  WHERE tgrelid IN ('chatpersist.conversations'::regclass, 'chatpersist.messages'::regclass,
+									'chatpersist.history_messages'::regclass)
+				  ORDER BY tgname;
 				SELECT extversion, extconfig::regclass[]::text FROM pg_extension WHERE extname = 'chatpersist'"
 }
 members cm_up >"$tmpdir/up.members"

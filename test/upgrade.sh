@@ -17,9 +17,17 @@
 #	     same with the new library before the update ...
 #	  3. ... and after ALTER EXTENSION chatpersist UPDATE, which reaches
 #	     this build's default_version.
+#	     2.0: the message rows (chatpersist.messages) hold exactly the
+#	     arrays 1.x stored in conversations.messages, and the replaced
+#	     copies (chatpersist.history_messages) the arrays of each archived
+#	     version, read in plain SQL; hashes, ids and positions are sound.
 #	  4. Each user's old cursor returns nothing, then exactly a change made
 #	     after the update; every conversation accepts a new write, at its
-#	     version plus one.
+#	     version plus one.  Then test/upgrade/after.sql (appends, saves, a
+#	     merge whose base was archived before the update, restores of
+#	     versions archived before it, a revival, an overwrite, a delete)
+#	     gives exactly what the oracle gives for the same writes in a copy
+#	     of its database taken in step 1.
 #
 # Usage: test/upgrade.sh  (from anywhere; PG_CONFIG as for test/run.sh)
 #
@@ -95,6 +103,22 @@ for u in "${users[@]}"; do
 	cursor[$u]=$(q "SELECT coalesce(max(cursor), 0) FROM chatpersist.changes_since('$u', 0)")
 done
 echo "upgrade: the oracle (chatpersist $old_version, $(cp_oracle_commit)) wrote $(grep -c . "$tmpdir/before.snap") facts"
+# the arrays as 1.x stores them, for the message rows after the update
+q "SELECT user_id || ' ' || id || ' ' || messages::text
+	 FROM chatpersist.conversations ORDER BY user_id, id" >"$tmpdir/old.arrays" ||
+	bail "could not read the oracle's arrays"
+q "SELECT user_id || ' ' || conversation_id || ' ' || version || ' ' || messages::text
+	 FROM chatpersist.history ORDER BY user_id, conversation_id, version" >"$tmpdir/old.history_arrays" ||
+	bail "could not read the oracle's archived arrays"
+# the oracle's answers to the writes of step 4, in a copy of its database
+# (the same appends as step 4's loop first)
+q "CREATE DATABASE cp_upgrade_oracle TEMPLATE postgres" >/dev/null || bail "could not copy the oracle's database"
+"$CP_PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d cp_upgrade_oracle -c "
+	SELECT count(*) FROM (SELECT chatpersist.append_messages(user_id, id, '[{\"id\":\"after-upgrade\"}]')
+							FROM chatpersist.conversations WHERE NOT deleted ORDER BY user_id, id) s" >/dev/null &&
+	"$CP_PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d cp_upgrade_oracle -f test/upgrade/after.sql >"$tmpdir/oracle.after" 2>&1 ||
+	{ cat "$tmpdir/oracle.after"; bail "the oracle could not run test/upgrade/after.sql"; }
+q "DROP DATABASE cp_upgrade_oracle" >/dev/null || bail "could not drop the copy of the oracle's database"
 
 # 2. This build installed over it, as a package upgrade does
 if ! make -s PG_CONFIG="${PG_CONFIG:-pg_config}" DESTDIR="$install_root" install >"$tmpdir/install.log" 2>&1; then
@@ -115,6 +139,35 @@ snapshot after
 check "after the update, every fact reads as the oracle wrote it" \
 	diff "$tmpdir/before.snap" "$tmpdir/after.snap"
 
+# the storage behind the functions, read in plain SQL: the message rows hold
+# the arrays 1.x stored, the replaced copies the arrays 1.x archived
+q "SELECT c.user_id || ' ' || c.id || ' ' ||
+		  (SELECT coalesce(jsonb_agg(m.message ORDER BY m.pos), '[]') FROM chatpersist.messages m
+			WHERE m.user_id = c.user_id AND m.conversation_id = c.id AND NOT m.removed)::text
+	 FROM chatpersist.conversations c ORDER BY c.user_id, c.id" >"$tmpdir/new.arrays"
+check "after the update, each conversation's message rows hold the array 1.x stored" \
+	diff "$tmpdir/old.arrays" "$tmpdir/new.arrays"
+q "SELECT h.user_id || ' ' || h.conversation_id || ' ' || h.version || ' ' ||
+		  (SELECT coalesce(jsonb_agg(hm.message ORDER BY hm.pos), '[]') FROM chatpersist.history_messages hm
+			WHERE hm.user_id = h.user_id AND hm.conversation_id = h.conversation_id
+			  AND hm.valid_from <= h.version AND h.version < hm.valid_to)::text
+	 FROM chatpersist.history h ORDER BY h.user_id, h.conversation_id, h.version" >"$tmpdir/new.history_arrays"
+check "after the update, each archived version's message copies hold the array 1.x archived" \
+	diff "$tmpdir/old.history_arrays" "$tmpdir/new.history_arrays"
+check "after the update, every message row has its message's id and hash, and none is removed" \
+	test "$(q "SELECT count(*) FROM chatpersist.messages
+				WHERE id IS DISTINCT FROM message->>'id' OR removed
+				   OR hash <> ('x' || chatpersist.checksum(message))::bit(64)::int8")" = 0
+check "after the update, no two message rows of a conversation share a position, and last_pos is above none" \
+	test "$(q "SELECT (SELECT count(*) FROM (SELECT FROM chatpersist.messages
+											GROUP BY user_id, conversation_id, pos HAVING count(*) > 1) d)
+				   + (SELECT count(*) FROM chatpersist.messages m JOIN chatpersist.conversations c
+										ON c.user_id = m.user_id AND c.id = m.conversation_id
+					   WHERE m.pos > c.last_pos)
+				   + (SELECT count(*) FROM chatpersist.messages m WHERE NOT EXISTS
+						(SELECT FROM chatpersist.conversations c
+						  WHERE c.user_id = m.user_id AND c.id = m.conversation_id))")" = 0
+
 # 4. Old cursors and new writes
 for u in "${users[@]}"; do
 	check "user ${u: -2}: the cursor held before the update sees nothing new" \
@@ -128,6 +181,24 @@ while IFS='|' read -r u id version; do
 	check "$u/$id: the old cursor sees exactly that write" test "$seen" = "$id v$((version + 1))"
 	cursor[$u]=$(q "SELECT max(cursor) FROM chatpersist.changes_since('$u', ${cursor[$u]})")
 done < <(q "SELECT user_id, id, version FROM chatpersist.conversations WHERE NOT deleted ORDER BY user_id, id")
+
+# the same writes as the oracle made in its copy, the same answers
+"$CP_PGBIN/psql" -X -q -d postgres -f test/upgrade/after.sql >"$tmpdir/upgraded.after" 2>&1
+check "after the update, the writes of test/upgrade/after.sql give exactly the oracle's answers" \
+	diff "$tmpdir/oracle.after" "$tmpdir/upgraded.after"
+check "... the stale save whose base was archived before the update merged" \
+	grep -q '^merge trip {"status":"merged"' "$tmpdir/upgraded.after"
+check "... the version archived before the update was restored" \
+	grep -q '^restore trip {"status":"updated"' "$tmpdir/upgraded.after"
+check "... the conversation deleted before the update was revived" \
+	grep -q '^restore notes {"status":"updated"' "$tmpdir/upgraded.after"
+check "after those writes, the message rows hold the arrays load_conversation returns" \
+	test "$(q "SELECT count(*) FROM chatpersist.conversations c
+				 LEFT JOIN LATERAL chatpersist.load_conversation(c.user_id, c.id) l ON true
+				WHERE NOT c.deleted
+				  AND l.messages IS DISTINCT FROM
+					  (SELECT coalesce(jsonb_agg(m.message ORDER BY m.pos), '[]') FROM chatpersist.messages m
+						WHERE m.user_id = c.user_id AND m.conversation_id = c.id AND NOT m.removed)")" = 0
 
 if cp_cluster_crashed; then
 	check "no backend crashed" false

@@ -14,12 +14,19 @@
 #	- every acknowledged version is <= the row's version, and its checksum
 #	  is the row's (same version) or the history row's (an archived one);
 #	- the versions each client saw of a conversation never went down;
-#	- each row's checksum is chatpersist.checksum(messages), its
-#	  message_count the number of live messages, no message id repeats, and
-#	  each message's content is the one its id implies;
-#	- history: each archived version is below the row's version, has the
-#	  checksum and live count of its messages, and a conversation keeps
-#	  exactly its last chatpersist.history_depth replaced versions;
+#	- each row's checksum is chatpersist.checksum of its array (2.0: the
+#	  message rows that are not removed, in pos order, read in plain SQL;
+#	  load_conversation returns the same array), its message_count the
+#	  number of live messages, no message id repeats, and each message's
+#	  content is the one its id implies;
+#	- 2.0 message rows: each row's id is its message's and its hash the
+#	  message's, no two rows of the array share a position, none is above
+#	  the head's last_pos, and no row lacks its head;
+#	- history: each archived version (its array as conversation_history
+#	  rebuilds it from chatpersist.history_messages) is below the row's
+#	  version, has the checksum and live count of its messages, and a
+#	  conversation keeps exactly its last chatpersist.history_depth
+#	  replaced versions;
 #	- no call failed with an error other than a retryable one (40001,
 #	  40P01) or a lost connection.
 #
@@ -118,12 +125,20 @@ sub check_state
 	my $live = q{(SELECT count(*) FROM jsonb_array_elements(%s) m
 				  WHERE (m->'deleted') IS DISTINCT FROM 'true'::jsonb)};
 
+	# 2.0: a conversation's array, rebuilt from its message rows
+	my $array = q{(SELECT coalesce(jsonb_agg(m.message ORDER BY m.pos), '[]')
+				   FROM chatpersist.messages m
+				   WHERE m.user_id = c.user_id AND m.conversation_id = c.id AND NOT m.removed)};
+
 	my %row;
 	my $sth = $dbh->prepare(
-		q{SELECT user_id::text AS u, id, version, checksum,
-				 chatpersist.checksum(messages) AS recomputed, message_count,
-				 deleted, } . sprintf($live, 'messages') . q{ AS live
-		  FROM chatpersist.conversations WHERE user_id = ANY($1::uuid[])});
+		q{SELECT u, id, version, checksum, chatpersist.checksum(a) AS recomputed, message_count,
+				 deleted, } . sprintf($live, 'a') . q{ AS live,
+				 (deleted OR a = (SELECT l.messages FROM chatpersist.load_conversation(c2.user_id, c2.id) l))
+				   AS loaded
+		  FROM (SELECT c.user_id, c.user_id::text AS u, c.id, c.version, c.checksum, c.message_count,
+					   c.deleted, } . $array . q{ AS a
+				FROM chatpersist.conversations c WHERE c.user_id = ANY($1::uuid[])) c2});
 	$sth->execute($users);
 	while (my $r = $sth->fetchrow_hashref)
 	{
@@ -132,6 +147,8 @@ sub check_state
 		$f{rows}++;
 		$problem->('checksums', "$k: checksum $r->{checksum} but checksum(messages) is $r->{recomputed}")
 		  if $r->{checksum} ne $r->{recomputed};
+		$problem->('rows', "$k: load_conversation returns another array than the message rows hold")
+		  unless $r->{loaded};
 		$problem->('checksums', "$k: checksum \"$r->{checksum}\" is not 16 lowercase hex digits")
 		  if $r->{checksum} !~ /^[0-9a-f]{16}$/;
 		$problem->('rows', "$k: message_count $r->{message_count} but $r->{live} live messages")
@@ -144,7 +161,7 @@ sub check_state
 				 (m->'deleted') IS NOT DISTINCT FROM 'true'::jsonb AS tomb,
 				 m->>'content' AS content
 		  FROM chatpersist.conversations c
-			   CROSS JOIN LATERAL jsonb_array_elements(c.messages) m
+			   CROSS JOIN LATERAL jsonb_array_elements(} . $array . q{) m
 		  WHERE c.user_id = ANY($1::uuid[])});
 	$sth->execute($users);
 	while (my $r = $sth->fetchrow_hashref)
@@ -158,19 +175,64 @@ sub check_state
 		  && $r->{content} ne CpWorkload::content_for($r->{mid});
 	}
 
-	my %hist;
+	# 2.0: the message rows themselves
 	$sth = $dbh->prepare(
-		q{SELECT user_id::text AS u, conversation_id AS id, version, checksum,
-				 chatpersist.checksum(messages) AS recomputed, message_count, }
-		  . sprintf($live, 'messages') . q{ AS live
+		q{SELECT m.user_id::text || '/' || m.conversation_id AS k, m.id, m.pos, m.removed,
+				 m.id IS DISTINCT FROM m.message->>'id' AS bad_id,
+				 m.hash <> ('x' || chatpersist.checksum(m.message))::bit(64)::int8 AS bad_hash,
+				 c.id IS NULL AS orphan, m.pos > c.last_pos AS beyond,
+				 (NOT m.removed AND EXISTS (SELECT FROM chatpersist.messages o
+											 WHERE o.user_id = m.user_id
+											   AND o.conversation_id = m.conversation_id
+											   AND o.pos = m.pos AND o.id <> m.id AND NOT o.removed))
+				   AS shared
+		  FROM chatpersist.messages m
+			   LEFT JOIN chatpersist.conversations c ON c.user_id = m.user_id AND c.id = m.conversation_id
+		  WHERE m.user_id = ANY($1::uuid[])});
+	$sth->execute($users);
+	while (my $r = $sth->fetchrow_hashref)
+	{
+		my $what = "$r->{k}: message row $r->{id}";
+		$f{message_rows}++;
+		$problem->('rows', "$what: its id is not its message's") if $r->{bad_id};
+		$problem->('rows', "$what: its hash is not its message's") if $r->{bad_hash};
+		$problem->('rows', "$what: the conversation has no head") if $r->{orphan};
+		$problem->('rows', "$what: position $r->{pos} is above the head's last_pos") if $r->{beyond};
+		$problem->('rows', "$what: another row of the array has its position $r->{pos}")
+		  if $r->{shared};
+	}
+
+	# history: the heads of the archived versions, and their arrays as
+	# conversation_history rebuilds them
+	my %hist;
+	my %archived;
+	$sth = $dbh->prepare(
+		q{SELECT user_id::text AS u, conversation_id AS id, version
 		  FROM chatpersist.history WHERE user_id = ANY($1::uuid[])});
 	$sth->execute($users);
 	while (my $r = $sth->fetchrow_hashref)
 	{
 		my $k = "$r->{u}/$r->{id}";
-		$f{history_rows}++;
 		$problem->('history', "$k: history version $r->{version} appears twice")
+		  if $archived{$k}{ $r->{version} }++;
+	}
+	$sth = $dbh->prepare(
+		q{SELECT h.user_id::text AS u, h.conversation_id AS id, h.version, h.checksum,
+				 chatpersist.checksum(h.messages) AS recomputed, h.message_count, }
+		  . sprintf($live, 'h.messages') . q{ AS live
+		  FROM (SELECT DISTINCT user_id, conversation_id FROM chatpersist.history
+				 WHERE user_id = ANY($1::uuid[])) k,
+			   LATERAL chatpersist.conversation_history(k.user_id, k.conversation_id) h});
+	$sth->execute($users);
+	while (my $r = $sth->fetchrow_hashref)
+	{
+		my $k = "$r->{u}/$r->{id}";
+		$f{history_rows}++;
+		$problem->('history', "$k: conversation_history returns version $r->{version} twice")
 		  if exists $hist{$k}{ $r->{version} };
+		$problem->('history', "$k: conversation_history returns version $r->{version}, "
+			  . "which history does not hold")
+		  unless $archived{$k}{ $r->{version} };
 		$hist{$k}{ $r->{version} } = $r;
 		$problem->('checksums', "$k: history version $r->{version}: checksum $r->{checksum} "
 			  . "but checksum(messages) is $r->{recomputed}")
@@ -189,6 +251,14 @@ sub check_state
 		}
 	}
 	$dbh->commit;
+	for my $k (sort keys %archived)
+	{
+		for my $v (sort { $a <=> $b } keys %{ $archived{$k} })
+		{
+			$problem->('history', "$k: conversation_history lacks archived version $v")
+			  unless $hist{$k}{$v};
+		}
+	}
 
 	# A conversation keeps exactly its last history_depth replaced versions
 	for my $k (sort keys %row)

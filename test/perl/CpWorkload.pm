@@ -23,8 +23,9 @@
 #	D  ts												the client finished
 # kind is save_ff (save after a reload), save_stale (save from a remembered,
 # maybe stale version), append, append_noexp (no expected version), update
-# (direct UPDATE with the version read), delete (delete_conversation),
-# tomb (a message tombstone sent with append_messages), blind (an UPDATE
+# (direct SQL with the version read: 2.0, a message row INSERT after an
+# UPDATE of the head naming the version), delete (delete_conversation),
+# tomb (a message tombstone sent with append_messages), blind (direct SQL
 # without the version: a lost update, for experiments only).  msgid is the
 # message the write added or tombstoned, '-' for a delete.  class is retry
 # (40001, 40P01), conn (the connection is gone) or unexpected.
@@ -261,6 +262,62 @@ sub call
 	return undef;
 }
 
+#
+# Run statements in one transaction ([sql, args...] each); returns the last
+# one's first row as a hashref ({} for no row) once the COMMIT succeeded,
+# or undef when a statement or the COMMIT failed, with the error's class in
+# $c->{err} (logged as call logs it)
+#
+sub call_txn
+{
+	my ($c, $kind, @stmts) = @_;
+	my $dbh = $c->{dbh};
+	$c->{err} = undef;
+	my $row;
+	my $ok = $dbh->begin_work;
+	for my $st (@stmts)
+	{
+		last unless $ok;
+		my ($sql, @args) = @$st;
+		my $sth = $dbh->prepare_cached($sql);
+		$ok = $sth && $sth->execute(@args);
+		if ($ok)
+		{
+			$row = $sth->{NUM_OF_FIELDS} ? ($sth->fetchrow_hashref // {}) : {};
+			$sth->finish;
+		}
+	}
+	# (DBD::Pg's commit returns true even when the COMMIT failed, as a
+	# serializable transaction's may: its error is in err)
+	if ($ok)
+	{
+		$dbh->commit;
+		$ok = !$dbh->err;
+	}
+	return $row if $ok;
+
+	my $state = $dbh->state // '';
+	my $msg = $dbh->errstr // 'prepare failed';
+	$dbh->rollback unless $dbh->{AutoCommit};
+	my $class;
+	if ($state eq '40001' || $state eq '40P01')
+	{
+		$class = 'retry';
+	}
+	elsif ($state =~ /^(08|57P)/ || !$dbh->ping)
+	{
+		$class = 'conn';
+	}
+	else
+	{
+		$class = 'unexpected';
+	}
+	$c->log('E', $kind, $class, $state, $msg);
+	$c->drop if $class ne 'retry';
+	$c->{err} = $class;
+	return undef;
+}
+
 # A new message of this client: (id, JSON text)
 sub new_message
 {
@@ -403,8 +460,12 @@ sub append { return $_[0]->append_common($_[1], 'append', 1) }
 sub append_noexp { return $_[0]->append_common($_[1], 'append_noexp', 0) }
 
 #
-# A hand-written UPDATE with the version read: 40001 when another write
-# came first, and then read again and retry
+# Hand-written SQL with the version read: 40001 when another write came
+# first, and then read again and retry.  2.0: the messages are rows, so
+# the write is one transaction: an UPDATE of the head naming the version
+# read (which changes nothing else, and fails with 40001 when the version
+# moved on), the INSERT of the new message row (a new version), and the
+# head's version and checksum as acknowledged
 #
 sub update
 {
@@ -421,11 +482,23 @@ sub update
 			return $c->save($cv, 'save_ff') unless defined $st->{version};
 		}
 		my $text = plus($st->{text}, $msg);
-		my $r = $c->call('update',
-			'UPDATE chatpersist.conversations SET messages = $1::jsonb, '
-			  . 'version = $2 WHERE user_id = $3::uuid AND id = $4 AND NOT deleted '
-			  . 'RETURNING \'direct\' AS status, version, checksum',
-			$text, $st->{version}, @$cv);
+		my $r = $c->call_txn('update',
+			[
+				'UPDATE chatpersist.conversations SET version = $1 '
+				  . 'WHERE user_id = $2::uuid AND id = $3 AND NOT deleted RETURNING version',
+				$st->{version}, @$cv
+			],
+			[
+				'INSERT INTO chatpersist.messages (user_id, conversation_id, message) '
+				  . 'SELECT $1::uuid, $2, $3::jsonb FROM chatpersist.conversations '
+				  . 'WHERE user_id = $1::uuid AND id = $2 AND NOT deleted',
+				@$cv, $msg
+			],
+			[
+				'SELECT \'direct\' AS status, version, checksum FROM chatpersist.conversations '
+				  . 'WHERE user_id = $1::uuid AND id = $2 AND NOT deleted AND version > $3',
+				@$cv, $st->{version}
+			]);
 		if ($r && defined $r->{version})
 		{
 			$c->ack('update', $cv, $r, $id);
@@ -440,9 +513,10 @@ sub update
 
 #
 # The classic lost update, for experiments only (soak.pl --blind-updates):
-# read, then UPDATE without naming the version, which the trigger accepts
-# as a forced write.  Whatever another client wrote in between is lost,
-# and the checker must say so.
+# read, then write without naming the version, which the triggers accept.
+# 2.0: the message rows are made the array read plus one: every row that
+# is not in what was read is removed, the new one inserted.  Whatever
+# another client wrote in between is lost, and the checker must say so.
 #
 sub blind
 {
@@ -453,11 +527,24 @@ sub blind
 	my ($id, $msg) = $c->new_message;
 	my $text = plus($st->{text}, $msg);
 	sleep(0.002);		# the window in which others write
-	my $r = $c->call('blind',
-		'UPDATE chatpersist.conversations SET messages = $1::jsonb '
-		  . 'WHERE user_id = $2::uuid AND id = $3 AND NOT deleted '
-		  . 'RETURNING \'direct\' AS status, version, checksum',
-		$text, @$cv);
+	my $r = $c->call_txn('blind',
+		[
+			'UPDATE chatpersist.messages SET removed = true '
+			  . 'WHERE user_id = $1::uuid AND conversation_id = $2 AND NOT removed '
+			  . 'AND id NOT IN (SELECT m->>\'id\' FROM jsonb_array_elements($3::jsonb) m)',
+			@$cv, $st->{text}
+		],
+		[
+			'INSERT INTO chatpersist.messages (user_id, conversation_id, message) '
+			  . 'SELECT $1::uuid, $2, $3::jsonb FROM chatpersist.conversations '
+			  . 'WHERE user_id = $1::uuid AND id = $2 AND NOT deleted',
+			@$cv, $msg
+		],
+		[
+			'SELECT \'direct\' AS status, version, checksum FROM chatpersist.conversations '
+			  . 'WHERE user_id = $1::uuid AND id = $2 AND NOT deleted',
+			@$cv
+		]);
 	return unless $r && defined $r->{version};
 	$c->ack('blind', $cv, $r, $id);
 	@$st{qw(version text)} = ($r->{version}, $text);
@@ -497,10 +584,10 @@ sub tomb
 	my $i = int(rand(@$own));
 	my $id = $own->[$i];
 	my $r = $c->call('tomb',
-		'SELECT c.version, m::text AS copy FROM chatpersist.conversations c '
-		  . 'CROSS JOIN LATERAL jsonb_array_elements(c.messages) m '
+		'SELECT c.version, m.message::text AS copy FROM chatpersist.conversations c '
+		  . 'JOIN chatpersist.messages m ON m.user_id = c.user_id AND m.conversation_id = c.id '
 		  . 'WHERE c.user_id = $1::uuid AND c.id = $2 AND NOT c.deleted '
-		  . 'AND m->>\'id\' = $3',
+		  . 'AND m.id = $3 AND NOT m.removed',
 		@$cv, $id);
 	return unless $r;
 	splice(@$own, $i, 1);

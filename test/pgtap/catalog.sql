@@ -2,38 +2,109 @@
 -- function signatures, volatility, strictness, the trigger, privileges.
 -- Runs in a database where pgtap and chatpersist are installed.
 BEGIN;
-SELECT plan(162);
+SELECT plan(238);
 
 SELECT has_schema('chatpersist');
 SELECT has_table('chatpersist', 'conversations', 'conversations exists');
 SELECT has_table('chatpersist', 'history', 'history exists');
+SELECT has_table('chatpersist', 'messages', 'messages exists');
+SELECT has_table('chatpersist', 'history_messages', 'history_messages exists');
 
--- conversations: the contract's columns
+-- conversations: the contract's columns (2.0: the head; the messages are
+-- rows of chatpersist.messages, and four internal columns are computed)
 SELECT has_column('chatpersist', 'conversations', c, 'conversations.' || c)
-FROM unnest(ARRAY['user_id', 'id', 'title', 'messages', 'metadata', 'version', 'checksum',
+FROM unnest(ARRAY['user_id', 'id', 'title', 'metadata', 'version', 'checksum',
 				  'message_count', 'created_at', 'last_modified', 'deleted', 'change_xid']) c;
+SELECT hasnt_column('chatpersist', 'conversations', 'messages', 'conversations has no messages column (2.0)');
+SELECT hasnt_column('chatpersist', 'history', 'messages', 'history has no messages column (2.0)');
+SELECT columns_are('chatpersist', 'conversations',
+	ARRAY['user_id', 'id', 'title', 'metadata', 'version', 'checksum', 'message_count', 'created_at',
+		  'last_modified', 'deleted', 'change_xid', 'hash_state', 'array_length', 'array_bytes', 'last_pos'],
+	'conversations has exactly the head''s columns and the internal ones');
+SELECT columns_are('chatpersist', 'history',
+	ARRAY['user_id', 'conversation_id', 'version', 'title', 'metadata', 'checksum', 'message_count',
+		  'deleted', 'last_modified', 'replaced_at', 'replaced_by', 'discarded'],
+	'history has exactly the archived head''s columns');
 SELECT col_type_is('chatpersist', 'conversations', c, t, 'conversations.' || c || ' is ' || t)
-FROM (VALUES ('user_id', 'uuid'), ('id', 'text'), ('title', 'text'), ('messages', 'jsonb'),
+FROM (VALUES ('user_id', 'uuid'), ('id', 'text'), ('title', 'text'),
 			 ('metadata', 'jsonb'), ('version', 'bigint'), ('checksum', 'text'),
 			 ('message_count', 'integer'), ('created_at', 'timestamp with time zone'),
 			 ('last_modified', 'timestamp with time zone'), ('deleted', 'boolean'),
-			 ('change_xid', 'xid8')) v(c, t);
+			 ('change_xid', 'xid8'), ('hash_state', 'bytea'), ('array_length', 'integer'),
+			 ('array_bytes', 'bigint'), ('last_pos', 'bigint')) v(c, t);
 SELECT col_not_null('chatpersist', 'conversations', c, 'conversations.' || c || ' is not null')
-FROM unnest(ARRAY['user_id', 'id', 'title', 'messages', 'metadata', 'version', 'checksum',
-				  'message_count', 'created_at', 'last_modified', 'deleted', 'change_xid']) c;
+FROM unnest(ARRAY['user_id', 'id', 'title', 'metadata', 'version', 'checksum',
+				  'message_count', 'created_at', 'last_modified', 'deleted', 'change_xid', 'last_pos']) c;
+SELECT col_is_null('chatpersist', 'conversations', c, 'conversations.' || c || ' may be null (recomputed)')
+FROM unnest(ARRAY['hash_state', 'array_length', 'array_bytes']) c;
 SELECT col_default_is('chatpersist', 'conversations', 'title', '', 'title defaults to empty');
-SELECT col_default_is('chatpersist', 'conversations', 'messages', '[]'::jsonb, 'messages default to []');
+SELECT col_default_is('chatpersist', 'conversations', 'last_pos', 0::bigint, 'last_pos defaults to 0 (no message rows)');
 SELECT col_default_is('chatpersist', 'conversations', 'metadata', '{}'::jsonb, 'metadata defaults to {}');
 SELECT col_default_is('chatpersist', 'conversations', 'deleted', false, 'deleted defaults to false');
 SELECT col_is_pk('chatpersist', 'conversations', ARRAY['user_id', 'id'], 'primary key (user_id, id)');
 SELECT col_is_pk('chatpersist', 'history', ARRAY['user_id', 'conversation_id', 'version'],
 				 'history primary key (user_id, conversation_id, version)');
 
+-- messages: one row per message (the array: NOT removed, ORDER BY pos)
+SELECT columns_are('chatpersist', 'messages',
+	ARRAY['user_id', 'conversation_id', 'id', 'pos', 'message', 'hash', 'added_version',
+		  'changed_version', 'removed'],
+	'messages has exactly the message row''s columns');
+SELECT col_type_is('chatpersist', 'messages', c, t, 'messages.' || c || ' is ' || t)
+FROM (VALUES ('user_id', 'uuid'), ('conversation_id', 'text'), ('id', 'text'), ('pos', 'bigint'),
+			 ('message', 'jsonb'), ('hash', 'bigint'), ('added_version', 'bigint'),
+			 ('changed_version', 'bigint'), ('removed', 'boolean')) v(c, t);
+SELECT col_not_null('chatpersist', 'messages', c, 'messages.' || c || ' is not null')
+FROM unnest(ARRAY['user_id', 'conversation_id', 'id', 'pos', 'message', 'hash', 'added_version',
+				  'changed_version', 'removed']) c;
+SELECT col_default_is('chatpersist', 'messages', 'removed', false, 'messages.removed defaults to false');
+SELECT col_is_pk('chatpersist', 'messages', ARRAY['user_id', 'conversation_id', 'id'],
+				 'messages primary key (user_id, conversation_id, id)');
+SELECT col_has_check('chatpersist', 'messages', 'id', 'messages.id has a check (1 to 255 bytes)');
+SELECT ok(
+	(SELECT pg_get_constraintdef(oid) ~ 'octet_length\(id\) >= 1.*octet_length\(id\) <= 255'
+	   FROM pg_constraint WHERE conrelid = 'chatpersist.messages'::regclass AND conname = 'messages_id_length'),
+	'messages_id_length bounds the message id to 1..255 bytes');
+
+-- history_messages: the replaced message copies
+SELECT columns_are('chatpersist', 'history_messages',
+	ARRAY['user_id', 'conversation_id', 'id', 'valid_from', 'valid_to', 'pos', 'message'],
+	'history_messages has exactly the copy''s columns');
+SELECT col_type_is('chatpersist', 'history_messages', c, t, 'history_messages.' || c || ' is ' || t)
+FROM (VALUES ('user_id', 'uuid'), ('conversation_id', 'text'), ('id', 'text'), ('valid_from', 'bigint'),
+			 ('valid_to', 'bigint'), ('pos', 'bigint'), ('message', 'jsonb')) v(c, t);
+SELECT col_not_null('chatpersist', 'history_messages', c, 'history_messages.' || c || ' is not null')
+FROM unnest(ARRAY['user_id', 'conversation_id', 'id', 'valid_from', 'valid_to', 'pos', 'message']) c;
+SELECT col_is_pk('chatpersist', 'history_messages', ARRAY['user_id', 'conversation_id', 'id', 'valid_from'],
+				 'history_messages primary key (user_id, conversation_id, id, valid_from)');
+
+-- the composites the functions return: the 1.x rows' columns, in their order
+SELECT has_composite('chatpersist', 'conversation', 'the type conversation exists');
+SELECT is(
+	(SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+	   FROM pg_attribute WHERE attrelid = 'chatpersist.conversation'::regclass AND attnum > 0 AND NOT attisdropped),
+	'user_id uuid, id text, title text, messages jsonb, metadata jsonb, version bigint, checksum text, '
+	'message_count integer, created_at timestamp with time zone, last_modified timestamp with time zone, '
+	'deleted boolean, change_xid xid8',
+	'conversation has the 1.x conversations row''s columns in order');
+SELECT has_composite('chatpersist', 'archived_version', 'the type archived_version exists');
+SELECT is(
+	(SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+	   FROM pg_attribute WHERE attrelid = 'chatpersist.archived_version'::regclass AND attnum > 0 AND NOT attisdropped),
+	'user_id uuid, conversation_id text, version bigint, title text, messages jsonb, metadata jsonb, '
+	'checksum text, message_count integer, deleted boolean, last_modified timestamp with time zone, '
+	'replaced_at timestamp with time zone, replaced_by text, discarded jsonb',
+	'archived_version has the 1.x history row''s columns in order');
+
 -- lz4 TOAST compression of the jsonb columns (Debian's server has lz4)
 SELECT is(
-	(SELECT string_agg(attname || ':' || attcompression::text, ',' ORDER BY attname) FROM pg_attribute
-	  WHERE attrelid = 'chatpersist.conversations'::regclass AND attname IN ('messages', 'metadata')),
-	'messages:l,metadata:l', 'messages and metadata use lz4');
+	(SELECT string_agg(attrelid::regclass::text || '.' || attname || ':' || attcompression::text, ','
+					   ORDER BY attrelid::regclass::text, attname) FROM pg_attribute
+	  WHERE attrelid IN ('chatpersist.conversations'::regclass, 'chatpersist.messages'::regclass,
+						 'chatpersist.history_messages'::regclass)
+		AND attname IN ('message', 'metadata')),
+	'chatpersist.conversations.metadata:l,chatpersist.history_messages.message:l,chatpersist.messages.message:l',
+	'metadata and the message copies use lz4');
 
 -- save_result
 SELECT has_type('chatpersist', 'save_result', 'save_result exists');
@@ -52,15 +123,17 @@ SELECT has_function('chatpersist', 'checksum', ARRAY['jsonb']);
 SELECT has_function('chatpersist', 'merge_messages', ARRAY['jsonb', 'jsonb']);
 SELECT has_function('chatpersist', 'merge_messages', ARRAY['jsonb', 'jsonb', 'jsonb']);
 SELECT has_function('chatpersist', 'conversations_guard', ARRAY[]::text[]);
+SELECT has_function('chatpersist', 'messages_guard', ARRAY[]::text[]);
 
 SELECT function_returns('chatpersist', 'save_conversation',
 	ARRAY['uuid', 'text', 'text', 'jsonb', 'boolean', 'bigint', 'jsonb'], 'chatpersist.save_result');
-SELECT function_returns('chatpersist', 'load_conversations', ARRAY['uuid'], 'setof chatpersist.conversations');
-SELECT function_returns('chatpersist', 'load_conversation', ARRAY['uuid', 'text'], 'setof chatpersist.conversations');
+SELECT function_returns('chatpersist', 'load_conversations', ARRAY['uuid'], 'setof chatpersist.conversation');
+SELECT function_returns('chatpersist', 'load_conversation', ARRAY['uuid', 'text'], 'setof chatpersist.conversation');
 SELECT function_returns('chatpersist', 'checksum', ARRAY['jsonb'], 'text');
 SELECT function_returns('chatpersist', 'merge_messages', ARRAY['jsonb', 'jsonb'], 'jsonb');
 SELECT function_returns('chatpersist', 'merge_messages', ARRAY['jsonb', 'jsonb', 'jsonb'], 'jsonb');
 SELECT function_returns('chatpersist', 'conversations_guard', ARRAY[]::text[], 'trigger');
+SELECT function_returns('chatpersist', 'messages_guard', ARRAY[]::text[], 'trigger');
 
 SELECT volatility_is('chatpersist', 'save_conversation',
 	ARRAY['uuid', 'text', 'text', 'jsonb', 'boolean', 'bigint', 'jsonb'], 'volatile');
@@ -115,7 +188,7 @@ FROM (VALUES ('append_messages', ARRAY['uuid', 'text', 'jsonb', 'bigint'], 'chat
 			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint'], 'chatpersist.save_result'),
 			 ('restore_version', ARRAY['uuid', 'text', 'bigint'], 'chatpersist.save_result'),
 			 ('changes_since', ARRAY['uuid', 'bigint'], 'setof record'),
-			 ('conversation_history', ARRAY['uuid', 'text'], 'setof chatpersist.history'),
+			 ('conversation_history', ARRAY['uuid', 'text'], 'setof chatpersist.archived_version'),
 			 ('stats', ARRAY[]::text[], 'setof record'),
 			 ('conversations_notify', ARRAY[]::text[], 'trigger')) v(f, a, r);
 SELECT volatility_is('chatpersist', f, a, vol)
@@ -170,7 +243,19 @@ SELECT is(
 	's'::"char", 'current_user_id is parallel safe');
 SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = ('chatpersist.' || t)::regclass),
 		  'row-level security is enabled on ' || t)
-FROM unnest(ARRAY['conversations', 'history']) t;
+FROM unnest(ARRAY['conversations', 'history', 'messages', 'history_messages']) t;
+SELECT policies_are('chatpersist', t, ARRAY[p], t || ' has exactly the policy ' || p)
+FROM (VALUES ('messages', 'messages_own'), ('history_messages', 'history_messages_own')) v(t, p);
+SELECT policy_cmd_is('chatpersist', t, p, 'ALL', p || ' covers every command')
+FROM (VALUES ('messages', 'messages_own'), ('history_messages', 'history_messages_own')) v(t, p);
+SELECT is(polroles, ARRAY[0]::oid[], polname || ' applies to every role (PUBLIC)')
+  FROM pg_policy WHERE polrelid IN ('chatpersist.messages'::regclass, 'chatpersist.history_messages'::regclass)
+ ORDER BY polname;
+SELECT is(pg_get_expr(polqual, polrelid) || ' / ' || pg_get_expr(polwithcheck, polrelid),
+		  '(user_id = chatpersist.current_user_id()) / (user_id = chatpersist.current_user_id())',
+		  polname || ': USING and WITH CHECK compare user_id with current_user_id()')
+  FROM pg_policy WHERE polrelid IN ('chatpersist.messages'::regclass, 'chatpersist.history_messages'::regclass)
+ ORDER BY polname;
 
 -- no function is SECURITY DEFINER
 SELECT is(
@@ -196,6 +281,21 @@ SELECT ok(
 	  WHERE tgrelid = 'chatpersist.conversations'::regclass AND tgname = 'conversations_notify'),
 	'conversations_notify fires only while chatpersist.notify is on');
 
+SELECT has_trigger('chatpersist', 'messages', 'messages_guard', 'messages has the guard trigger');
+SELECT trigger_is('chatpersist', 'messages', 'messages_guard', 'chatpersist', 'messages_guard');
+SELECT is(
+	(SELECT tgtype::int FROM pg_trigger
+	  WHERE tgrelid = 'chatpersist.messages'::regclass AND tgname = 'messages_guard'),
+	1 | 2 | 4 | 8 | 16, 'messages_guard is BEFORE ROW INSERT OR UPDATE OR DELETE');
+SELECT is(
+	(SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger
+	  WHERE tgrelid = 'chatpersist.messages'::regclass AND NOT tgisinternal),
+	'messages_guard', 'messages_guard is the only trigger of messages');
+SELECT is(
+	(SELECT count(*)::int FROM pg_trigger
+	  WHERE tgrelid = 'chatpersist.history_messages'::regclass AND NOT tgisinternal),
+	0, 'history_messages has no trigger');
+
 -- nothing for PUBLIC until granted
 SELECT function_privs_are('chatpersist', f, a, 'public', ARRAY[]::text[], 'no EXECUTE for PUBLIC on ' || f)
 FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boolean', 'bigint', 'jsonb']),
@@ -205,6 +305,7 @@ FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boole
 			 ('merge_messages', ARRAY['jsonb', 'jsonb']),
 			 ('merge_messages', ARRAY['jsonb', 'jsonb', 'jsonb']),
 			 ('conversations_guard', ARRAY[]::text[]),
+			 ('messages_guard', ARRAY[]::text[]),
 			 ('conversations_notify', ARRAY[]::text[]),
 			 ('append_messages', ARRAY['uuid', 'text', 'jsonb', 'bigint']),
 			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint']),
@@ -216,12 +317,12 @@ FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boole
 			 ('migrate_user', ARRAY['uuid', 'uuid']),
 			 ('import_app_state', ARRAY['uuid', 'jsonb'])) v(f, a);
 SELECT table_privs_are('chatpersist', t, 'public', ARRAY[]::text[], 'no privileges for PUBLIC on ' || t)
-FROM unnest(ARRAY['conversations', 'history', 'cursor_legacy']) t;
+FROM unnest(ARRAY['conversations', 'history', 'messages', 'history_messages', 'cursor_legacy']) t;
 SELECT schema_privs_are('chatpersist', 'public', ARRAY[]::text[], 'no USAGE for PUBLIC on the schema');
 
 -- the extension owns its objects and is not relocatable
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'chatpersist'), false, 'not relocatable');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'chatpersist'), '1.1', 'version 1.1');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'chatpersist'), '2.0', 'version 2.0');
 -- 1.1: the restamp trigger fires in replica mode too (logical replication)
 SELECT is((SELECT tgenabled::text FROM pg_trigger
 			WHERE tgrelid = 'chatpersist.conversations'::regclass AND tgname = 'conversations_restamp'),
@@ -233,11 +334,20 @@ SELECT ok(EXISTS (SELECT FROM pg_depend d JOIN pg_extension e ON e.oid = d.refob
 SELECT is(
 	(SELECT count(*)::int FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
 	  WHERE e.extname = 'chatpersist' AND d.deptype = 'e' AND d.classid = 'pg_class'::regclass
-		AND d.objid IN ('chatpersist.conversations'::regclass, 'chatpersist.history'::regclass)),
-	2, 'both tables belong to the extension');
+		AND d.objid IN ('chatpersist.conversations'::regclass, 'chatpersist.history'::regclass,
+						'chatpersist.messages'::regclass, 'chatpersist.history_messages'::regclass)),
+	4, 'the four data tables belong to the extension');
 SELECT is(
-	(SELECT array_length(extconfig, 1) FROM pg_extension WHERE extname = 'chatpersist'),
-	2, 'both tables are dumped by pg_dump');
+	(SELECT array_agg(c::regclass::text ORDER BY c::regclass::text)
+	   FROM pg_extension, unnest(extconfig) c WHERE extname = 'chatpersist'),
+	ARRAY['chatpersist.conversations', 'chatpersist.history', 'chatpersist.history_messages',
+		  'chatpersist.messages'],
+	'the four data tables, and only they, are dumped by pg_dump');
+SELECT ok(EXISTS (SELECT FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+				   WHERE e.extname = 'chatpersist' AND d.deptype = 'e' AND d.classid = 'pg_type'::regclass
+					 AND d.objid = t::regtype),
+	t || ' belongs to the extension')
+FROM unnest(ARRAY['chatpersist.conversation', 'chatpersist.archived_version']) t;
 
 SELECT * FROM finish();
 ROLLBACK;

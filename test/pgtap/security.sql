@@ -7,7 +7,10 @@
 --        U2 = 22222222-2222-4222-8222-222222222222,
 --        U3 = 33333333-3333-4333-8333-333333333333 (has nothing at all).
 -- Both U1 and U2 have a conversation with the id "chat"; U2 also has
--- "notes", and U2's "chat" has one archived version (1, current is 2).
+-- "notes", and U2's "chat" has one archived version (1, current is 2, which
+-- edited message m1, so U2 also has a replaced copy in history_messages).
+-- 2.0: the messages are rows of chatpersist.messages and the replaced copies
+-- rows of chatpersist.history_messages, both under row-level security too.
 --
 -- The role x identity matrix: authenticated acting as U1 with the identity
 -- from chatpersist.user_id, from request.jwt.claims and from
@@ -20,7 +23,7 @@
 -- roles are created here, so the database must not have them already (it
 -- cannot be a Supabase database).
 BEGIN;
-SELECT plan(312);
+SELECT plan(424);
 
 -- ---------------------------------------------------------------------------
 -- The Supabase roles and the grants of docs/supabase.md (that block, as it
@@ -58,6 +61,13 @@ GRANT EXECUTE ON FUNCTION
 	chatpersist.import_app_state(uuid, jsonb)
 	TO service_role;
 
+-- 2.0: direct SQL on message rows needs privileges on the message tables, as
+-- direct SQL on conversations does (the functions need none: see "the
+-- functions need no privilege on the message tables" below)
+GRANT SELECT, INSERT, UPDATE, DELETE ON chatpersist.messages TO authenticated, service_role;
+GRANT SELECT ON chatpersist.history_messages TO authenticated;
+GRANT ALL ON chatpersist.history_messages TO service_role;
+
 -- ---------------------------------------------------------------------------
 -- Helpers (pg_temp, gone at the end of the session)
 -- ---------------------------------------------------------------------------
@@ -80,17 +90,34 @@ EXCEPTION WHEN OTHERS THEN
 END
 $f$;
 
--- Every conversation row with what identifies its content and the number of
--- its archived versions (read as the superuser, who bypasses RLS)
+-- Every conversation row with what identifies its content, the number of
+-- its archived versions, its message rows (removed ones too, with their
+-- stamps) and its replaced message copies (read as the superuser, who
+-- bypasses RLS)
 CREATE FUNCTION pg_temp.snapshot()
 RETURNS TABLE (user_id uuid, id text, title text, version bigint, checksum text,
-			   deleted boolean, history_rows bigint)
+			   deleted boolean, history_rows bigint, message_rows jsonb, history_message_rows jsonb)
 LANGUAGE sql AS $f$
 	SELECT c.user_id, c.id, c.title, c.version, c.checksum, c.deleted,
 		   (SELECT count(*) FROM chatpersist.history h
-			 WHERE h.user_id = c.user_id AND h.conversation_id = c.id)
+			 WHERE h.user_id = c.user_id AND h.conversation_id = c.id),
+		   (SELECT jsonb_agg(jsonb_build_array(m.id, m.pos, m.message, m.hash, m.added_version,
+											   m.changed_version, m.removed) ORDER BY m.pos, m.id)
+			  FROM chatpersist.messages m
+			 WHERE m.user_id = c.user_id AND m.conversation_id = c.id),
+		   (SELECT jsonb_agg(jsonb_build_array(hm.id, hm.valid_from, hm.valid_to, hm.pos, hm.message)
+							 ORDER BY hm.id, hm.valid_from)
+			  FROM chatpersist.history_messages hm
+			 WHERE hm.user_id = c.user_id AND hm.conversation_id = c.id)
 	  FROM chatpersist.conversations c
 	 ORDER BY c.user_id, c.id
+$f$;
+
+-- A conversation's array rebuilt from its message rows in plain SQL
+CREATE FUNCTION pg_temp.array_of(p_user uuid, p_id text) RETURNS jsonb LANGUAGE sql AS $f$
+	SELECT coalesce(jsonb_agg(m.message ORDER BY m.pos), '[]')
+	  FROM chatpersist.messages m
+	 WHERE m.user_id = p_user AND m.conversation_id = p_id AND NOT m.removed
 $f$;
 
 -- ---------------------------------------------------------------------------
@@ -104,7 +131,7 @@ SELECT is(s.status || ' ' || s.version, 'created 1', 'seed: U2''s "chat"')
 	   '[{"id":"m1","role":"user","content":"secret of u2"}]') s;
 SELECT is(s.status || ' ' || s.version, 'updated 2', 'seed: U2''s "chat" again, version 1 goes to history')
   FROM chatpersist.save_conversation('22222222-2222-4222-8222-222222222222', 'chat', NULL,
-	   '[{"id":"m1","role":"user","content":"secret of u2"},{"id":"m2","role":"assistant","content":"more secrets"}]',
+	   '[{"id":"m1","role":"user","content":"secret of u2, edited"},{"id":"m2","role":"assistant","content":"more secrets"}]',
 	   p_expected_version := 1) s;
 SELECT is(s.status || ' ' || s.version, 'created 1', 'seed: U2''s "notes"')
   FROM chatpersist.save_conversation('22222222-2222-4222-8222-222222222222', 'notes', 'u2 notes',
@@ -117,6 +144,15 @@ SELECT results_eq(
 			 ('22222222-2222-4222-8222-222222222222', 'chat', 2, 1),
 			 ('22222222-2222-4222-8222-222222222222', 'notes', 1, 0)$$,
 	'seed: the rows the tests start from');
+SELECT results_eq(
+	$$SELECT user_id::text, id, pg_temp.array_of(user_id, id), checksum = chatpersist.checksum(pg_temp.array_of(user_id, id)),
+			 jsonb_array_length(history_message_rows)
+		FROM seeded$$,
+	$$VALUES ('11111111-1111-4111-8111-111111111111', 'chat', '[{"id":"m1","role":"user","content":"hello from u1"}]'::jsonb, true, NULL::int),
+			 ('22222222-2222-4222-8222-222222222222', 'chat',
+			  '[{"id":"m1","role":"user","content":"secret of u2, edited"},{"id":"m2","role":"assistant","content":"more secrets"}]', true, 1),
+			 ('22222222-2222-4222-8222-222222222222', 'notes', '[{"id":"n1","content":"u2 only"}]', true, NULL)$$,
+	'seed: the message rows hold the saved arrays, and U2''s edited m1 has a replaced copy');
 
 -- ---------------------------------------------------------------------------
 -- Catalog: policies, SECURITY INVOKER, privileges
@@ -124,22 +160,30 @@ SELECT results_eq(
 SELECT is(
 	(SELECT string_agg(relname || ':' || relrowsecurity, ',' ORDER BY relname) FROM pg_class
 	  WHERE relnamespace = 'chatpersist'::regnamespace AND relkind = 'r'),
-	'conversations:true,cursor_legacy:true,history:true,version_floors:true', 'row-level security is on for every table');
+	'conversations:true,cursor_legacy:true,history:true,history_messages:true,messages:true,version_floors:true',
+	'row-level security is on for every table');
 SELECT policies_are('chatpersist', 'conversations', ARRAY['conversations_own'],
 	'conversations has exactly the policy conversations_own');
 SELECT policies_are('chatpersist', 'history', ARRAY['history_own'],
 	'history has exactly the policy history_own');
+SELECT policies_are('chatpersist', 'messages', ARRAY['messages_own'],
+	'messages has exactly the policy messages_own');
+SELECT policies_are('chatpersist', 'history_messages', ARRAY['history_messages_own'],
+	'history_messages has exactly the policy history_messages_own');
 SELECT policy_cmd_is('chatpersist', t, p, 'ALL', p || ' covers every command')
-FROM (VALUES ('conversations', 'conversations_own'), ('history', 'history_own')) v(t, p);
+FROM (VALUES ('conversations', 'conversations_own'), ('history', 'history_own'),
+			 ('messages', 'messages_own'), ('history_messages', 'history_messages_own')) v(t, p);
 -- (pgTAP's policy_roles_are cannot name PUBLIC, whose oid 0 is no role)
 SELECT is(polroles, ARRAY[0]::oid[], polname || ' applies to every role (PUBLIC)')
-  FROM pg_policy WHERE polrelid IN ('chatpersist.conversations'::regclass, 'chatpersist.history'::regclass)
+  FROM pg_policy WHERE polrelid IN ('chatpersist.conversations'::regclass, 'chatpersist.history'::regclass,
+									'chatpersist.messages'::regclass, 'chatpersist.history_messages'::regclass)
  ORDER BY polname;
 -- the plain comparison, not the (SELECT ...) subquery form that Citus refuses
 SELECT is(pg_get_expr(polqual, polrelid) || ' / ' || pg_get_expr(polwithcheck, polrelid),
 		  '(user_id = chatpersist.current_user_id()) / (user_id = chatpersist.current_user_id())',
 		  polname || ': USING and WITH CHECK compare user_id with current_user_id()')
-  FROM pg_policy WHERE polrelid IN ('chatpersist.conversations'::regclass, 'chatpersist.history'::regclass)
+  FROM pg_policy WHERE polrelid IN ('chatpersist.conversations'::regclass, 'chatpersist.history'::regclass,
+									'chatpersist.messages'::regclass, 'chatpersist.history_messages'::regclass)
  ORDER BY polname;
 
 -- every function is SECURITY INVOKER
@@ -163,18 +207,21 @@ FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boole
 			 ('conversations_notify', ARRAY[]::text[]),
 			 ('conversations_restamp', ARRAY[]::text[]),
 			 ('restamp', ARRAY[]::text[]),
-			 ('cursor_origin', ARRAY[]::text[])) v(f, a);
+			 ('cursor_origin', ARRAY[]::text[]),
+			 ('messages_guard', ARRAY[]::text[])) v(f, a);
 SELECT is(
 	(SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'chatpersist'::regnamespace),
-	20, 'the list above names every function of the schema');
+	21, 'the list above names every function of the schema');
 
 -- function privileges of the three roles
 SELECT function_privs_are('chatpersist', f, a, r,
 		CASE WHEN (r = 'authenticated' AND f NOT IN ('stats', 'migrate_user', 'import_app_state',
 													  'conversations_guard', 'conversations_notify',
-													  'conversations_restamp', 'restamp', 'cursor_origin'))
+													  'conversations_restamp', 'restamp', 'cursor_origin',
+													  'messages_guard'))
 				  OR (r = 'service_role' AND f NOT IN ('conversations_guard', 'conversations_notify',
-													  'conversations_restamp', 'restamp', 'cursor_origin'))
+													  'conversations_restamp', 'restamp', 'cursor_origin',
+													  'messages_guard'))
 			 THEN ARRAY['EXECUTE'] ELSE ARRAY[]::text[] END,
 		r || ': privileges on ' || f || '(' || array_to_string(a, ', ') || ')')
 FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) r,
@@ -197,7 +244,8 @@ FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) r,
 			 (17, 'import_app_state', ARRAY['uuid', 'jsonb']),
 			 (18, 'conversations_restamp', ARRAY[]::text[]),
 			 (19, 'restamp', ARRAY[]::text[]),
-			 (20, 'cursor_origin', ARRAY[]::text[])) v(n, f, a)
+			 (20, 'cursor_origin', ARRAY[]::text[]),
+			 (21, 'messages_guard', ARRAY[]::text[])) v(n, f, a)
 ORDER BY r, n;
 
 -- table and schema privileges
@@ -208,6 +256,13 @@ FROM (VALUES ('conversations', 'anon', ARRAY[]::text[]),
 			 ('history', 'authenticated', ARRAY['SELECT']),
 			 ('conversations', 'service_role', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
 			 ('history', 'service_role', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE',
+											  'REFERENCES', 'TRIGGER']),
+			 ('messages', 'anon', ARRAY[]::text[]),
+			 ('history_messages', 'anon', ARRAY[]::text[]),
+			 ('messages', 'authenticated', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+			 ('history_messages', 'authenticated', ARRAY['SELECT']),
+			 ('messages', 'service_role', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']),
+			 ('history_messages', 'service_role', ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE',
 											  'REFERENCES', 'TRIGGER'])) v(t, r, p);
 SELECT schema_privs_are('chatpersist', r, p, r || ': privileges on the schema')
 FROM (VALUES ('anon', ARRAY[]::text[]),
@@ -330,6 +385,16 @@ SELECT is_empty(
 SELECT is_empty(
 	$$SELECT * FROM chatpersist.history WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
 	'GUC: direct SELECT of U2''s history returns nothing');
+SELECT results_eq(
+	$$SELECT DISTINCT user_id FROM chatpersist.messages WHERE conversation_id = 'chat'$$,
+	ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
+	'GUC: direct SELECT of the message rows of "chat" sees only U1''s');
+SELECT is_empty(
+	$$SELECT * FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+	'GUC: direct SELECT of U2''s message rows returns nothing');
+SELECT is_empty(
+	$$SELECT * FROM chatpersist.history_messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+	'GUC: direct SELECT of U2''s history_messages returns nothing');
 
 -- writes through the functions: own conversation, the whole life cycle
 SELECT results_eq(
@@ -383,31 +448,65 @@ SELECT throws_ok(
 	'22023', 'version 1 of conversation "chat" is not in history',
 	'GUC: restore_version of U2''s archived version is "not in history"');
 
--- direct SQL: own rows
+-- direct SQL: own rows (2.0: an INSERT of the head makes an empty
+-- conversation; its messages are rows of chatpersist.messages, each direct
+-- write of one a new version)
 WITH i AS (
-	INSERT INTO chatpersist.conversations (user_id, id, title, messages)
-	VALUES ('11111111-1111-4111-8111-111111111111', 'g-sql', 'direct', '[{"id":"a","content":"one"}]')
-	RETURNING version)
-SELECT is(array_agg(version), ARRAY[1::bigint], 'GUC: direct INSERT of an own row') FROM i;
+	INSERT INTO chatpersist.conversations (user_id, id, title)
+	VALUES ('11111111-1111-4111-8111-111111111111', 'g-sql', 'direct')
+	RETURNING version, message_count)
+SELECT is(array_agg(version || ' ' || message_count), ARRAY['1 0'], 'GUC: direct INSERT of an own row') FROM i;
+WITH i AS (
+	INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	VALUES ('11111111-1111-4111-8111-111111111111', 'g-sql', '{"id":"a","content":"one"}'),
+		   ('11111111-1111-4111-8111-111111111111', 'g-sql', '{"id":"b","content":"two"}'),
+		   ('11111111-1111-4111-8111-111111111111', 'g-sql', '{"id":"c","content":"three"}')
+	RETURNING id, changed_version)
+SELECT is(array_agg(id || ' ' || changed_version ORDER BY id), ARRAY['a 2', 'b 3', 'c 4'],
+	'GUC: direct INSERT of own message rows') FROM i;
+WITH u AS (
+	UPDATE chatpersist.messages SET message = '{"id":"a","content":"one, edited"}'
+	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'g-sql' AND id = 'a'
+	RETURNING changed_version)
+SELECT is(array_agg(changed_version), ARRAY[5::bigint], 'GUC: direct UPDATE of an own message row') FROM u;
+WITH u AS (
+	UPDATE chatpersist.messages SET removed = true
+	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'g-sql' AND id = 'b'
+	RETURNING changed_version)
+SELECT is(array_agg(changed_version), ARRAY[6::bigint], 'GUC: direct removal of an own message row') FROM u;
+WITH d AS (
+	DELETE FROM chatpersist.messages
+	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'g-sql' AND id = 'c'
+	RETURNING 1)
+SELECT is(count(*)::int, 1, 'GUC: direct DELETE of an own message row') FROM d;
 WITH u AS (
 	UPDATE chatpersist.conversations SET title = 'direct 2'
 	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 'g-sql'
 	RETURNING version)
-SELECT is(array_agg(version), ARRAY[2::bigint], 'GUC: direct UPDATE of an own row') FROM u;
+SELECT is(array_agg(version), ARRAY[8::bigint], 'GUC: direct UPDATE of an own row') FROM u;
+SELECT results_eq(
+	$$SELECT messages, checksum, message_count
+		FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 'g-sql')$$,
+	$$VALUES ('[{"id":"a","content":"one, edited"}]'::jsonb, chatpersist.checksum('[{"id":"a","content":"one, edited"}]'), 1)$$,
+	'GUC: the own conversation holds what the direct SQL wrote');
 WITH d AS (
 	DELETE FROM chatpersist.conversations WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 'g-sql'
 	RETURNING version)
-SELECT is(array_agg(version), ARRAY[2::bigint], 'GUC: direct DELETE of an own row') FROM d;
+SELECT is(array_agg(version), ARRAY[8::bigint], 'GUC: direct DELETE of an own row') FROM d;
+SELECT is_empty(
+	$$SELECT * FROM chatpersist.messages
+	   WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'g-sql'$$,
+	'GUC: the direct DELETE of an own row took its message rows');
 
 -- direct SQL: U2's rows
 SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title, messages)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'g-sql', 'planted', '[]')$$,
+	$$INSERT INTO chatpersist.conversations (user_id, id, title)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 'g-sql', 'planted')$$,
 	'42501', 'new row violates row-level security policy for table "conversations"',
 	'GUC: direct INSERT of a row for U2 fails with 42501');
 SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title, messages)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', 'stolen', '[]')
+	$$INSERT INTO chatpersist.conversations (user_id, id, title)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', 'stolen')
 	  ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title$$,
 	'42501', 'new row violates row-level security policy for table "conversations"',
 	'GUC: direct upsert onto U2''s row fails with 42501');
@@ -429,12 +528,60 @@ WITH d AS (
 	RETURNING 1)
 SELECT is(count(*)::int, 0, 'GUC: direct DELETE by U2''s conversation id affects no row') FROM d;
 
+-- direct SQL on message rows: U2's (the trigger looks for the head with the
+-- caller's rights, so U2's conversation is as missing as one that does not
+-- exist)
+SELECT throws_ok(
+	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$,
+	'23503', 'conversation "chat" does not exist',
+	'GUC: direct INSERT of a message row into U2''s conversation fails');
+SELECT is(
+	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+						VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$),
+	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+						VALUES ('33333333-3333-4333-8333-333333333333', 'chat', '{"id":"x","content":"by u1"}')$$),
+	'GUC: ... exactly as into a conversation that does not exist');
+SELECT throws_ok(
+	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	  VALUES ('11111111-1111-4111-8111-111111111111', 'notes', '{"id":"x","content":"by u1"}')$$,
+	'23503', 'conversation "notes" does not exist',
+	'GUC: direct INSERT of an own message row under U2''s conversation id fails');
+SELECT throws_ok(
+	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"m1","content":"stolen"}')
+	  ON CONFLICT (user_id, conversation_id, id) DO UPDATE SET message = excluded.message$$,
+	'23503', 'conversation "chat" does not exist',
+	'GUC: direct upsert onto U2''s message row fails');
+WITH u AS (
+	UPDATE chatpersist.messages SET message = '{"id":"m1","content":"stolen"}'
+	 WHERE user_id = '22222222-2222-4222-8222-222222222222'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'GUC: direct UPDATE of U2''s message rows affects no row') FROM u;
+WITH u AS (
+	UPDATE chatpersist.messages SET removed = true WHERE user_id = '22222222-2222-4222-8222-222222222222'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'GUC: direct removal of U2''s message rows affects no row') FROM u;
+WITH u AS (
+	UPDATE chatpersist.messages SET message = message WHERE conversation_id = 'chat' AND id = 'm1'
+	RETURNING user_id)
+SELECT is(array_agg(user_id), ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
+	'GUC: direct UPDATE by the shared ids "chat" and "m1" reaches only U1''s message row') FROM u;
+WITH d AS (
+	DELETE FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'GUC: direct DELETE of U2''s message rows affects no row') FROM d;
+WITH d AS (
+	DELETE FROM chatpersist.messages WHERE conversation_id = 'notes'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'GUC: direct DELETE by U2''s conversation id affects no message row') FROM d;
+
 RESET ROLE;
 RESET chatpersist.user_id;
 SELECT is(chatpersist.current_user_id(), NULL, 'GUC: identity cleared again');
 SELECT results_eq(
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
+	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
 	'GUC: U2''s rows and history are as seeded');
 
 -- ---------------------------------------------------------------------------
@@ -478,6 +625,16 @@ SELECT is_empty(
 SELECT is_empty(
 	$$SELECT * FROM chatpersist.history WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
 	'claims: direct SELECT of U2''s history returns nothing');
+SELECT results_eq(
+	$$SELECT DISTINCT user_id FROM chatpersist.messages WHERE conversation_id = 'chat'$$,
+	ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
+	'claims: direct SELECT of the message rows of "chat" sees only U1''s');
+SELECT is_empty(
+	$$SELECT * FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+	'claims: direct SELECT of U2''s message rows returns nothing');
+SELECT is_empty(
+	$$SELECT * FROM chatpersist.history_messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+	'claims: direct SELECT of U2''s history_messages returns nothing');
 
 -- writes through the functions: own conversation, the whole life cycle
 SELECT results_eq(
@@ -531,31 +688,65 @@ SELECT throws_ok(
 	'22023', 'version 1 of conversation "chat" is not in history',
 	'claims: restore_version of U2''s archived version is "not in history"');
 
--- direct SQL: own rows
+-- direct SQL: own rows (2.0: an INSERT of the head makes an empty
+-- conversation; its messages are rows of chatpersist.messages, each direct
+-- write of one a new version)
 WITH i AS (
-	INSERT INTO chatpersist.conversations (user_id, id, title, messages)
-	VALUES ('11111111-1111-4111-8111-111111111111', 'c-sql', 'direct', '[{"id":"a","content":"one"}]')
-	RETURNING version)
-SELECT is(array_agg(version), ARRAY[1::bigint], 'claims: direct INSERT of an own row') FROM i;
+	INSERT INTO chatpersist.conversations (user_id, id, title)
+	VALUES ('11111111-1111-4111-8111-111111111111', 'c-sql', 'direct')
+	RETURNING version, message_count)
+SELECT is(array_agg(version || ' ' || message_count), ARRAY['1 0'], 'claims: direct INSERT of an own row') FROM i;
+WITH i AS (
+	INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	VALUES ('11111111-1111-4111-8111-111111111111', 'c-sql', '{"id":"a","content":"one"}'),
+		   ('11111111-1111-4111-8111-111111111111', 'c-sql', '{"id":"b","content":"two"}'),
+		   ('11111111-1111-4111-8111-111111111111', 'c-sql', '{"id":"c","content":"three"}')
+	RETURNING id, changed_version)
+SELECT is(array_agg(id || ' ' || changed_version ORDER BY id), ARRAY['a 2', 'b 3', 'c 4'],
+	'claims: direct INSERT of own message rows') FROM i;
+WITH u AS (
+	UPDATE chatpersist.messages SET message = '{"id":"a","content":"one, edited"}'
+	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'c-sql' AND id = 'a'
+	RETURNING changed_version)
+SELECT is(array_agg(changed_version), ARRAY[5::bigint], 'claims: direct UPDATE of an own message row') FROM u;
+WITH u AS (
+	UPDATE chatpersist.messages SET removed = true
+	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'c-sql' AND id = 'b'
+	RETURNING changed_version)
+SELECT is(array_agg(changed_version), ARRAY[6::bigint], 'claims: direct removal of an own message row') FROM u;
+WITH d AS (
+	DELETE FROM chatpersist.messages
+	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'c-sql' AND id = 'c'
+	RETURNING 1)
+SELECT is(count(*)::int, 1, 'claims: direct DELETE of an own message row') FROM d;
 WITH u AS (
 	UPDATE chatpersist.conversations SET title = 'direct 2'
 	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 'c-sql'
 	RETURNING version)
-SELECT is(array_agg(version), ARRAY[2::bigint], 'claims: direct UPDATE of an own row') FROM u;
+SELECT is(array_agg(version), ARRAY[8::bigint], 'claims: direct UPDATE of an own row') FROM u;
+SELECT results_eq(
+	$$SELECT messages, checksum, message_count
+		FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 'c-sql')$$,
+	$$VALUES ('[{"id":"a","content":"one, edited"}]'::jsonb, chatpersist.checksum('[{"id":"a","content":"one, edited"}]'), 1)$$,
+	'claims: the own conversation holds what the direct SQL wrote');
 WITH d AS (
 	DELETE FROM chatpersist.conversations WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 'c-sql'
 	RETURNING version)
-SELECT is(array_agg(version), ARRAY[2::bigint], 'claims: direct DELETE of an own row') FROM d;
+SELECT is(array_agg(version), ARRAY[8::bigint], 'claims: direct DELETE of an own row') FROM d;
+SELECT is_empty(
+	$$SELECT * FROM chatpersist.messages
+	   WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'c-sql'$$,
+	'claims: the direct DELETE of an own row took its message rows');
 
 -- direct SQL: U2's rows
 SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title, messages)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'c-sql', 'planted', '[]')$$,
+	$$INSERT INTO chatpersist.conversations (user_id, id, title)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 'c-sql', 'planted')$$,
 	'42501', 'new row violates row-level security policy for table "conversations"',
 	'claims: direct INSERT of a row for U2 fails with 42501');
 SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title, messages)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', 'stolen', '[]')
+	$$INSERT INTO chatpersist.conversations (user_id, id, title)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', 'stolen')
 	  ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title$$,
 	'42501', 'new row violates row-level security policy for table "conversations"',
 	'claims: direct upsert onto U2''s row fails with 42501');
@@ -577,12 +768,60 @@ WITH d AS (
 	RETURNING 1)
 SELECT is(count(*)::int, 0, 'claims: direct DELETE by U2''s conversation id affects no row') FROM d;
 
+-- direct SQL on message rows: U2's (the trigger looks for the head with the
+-- caller's rights, so U2's conversation is as missing as one that does not
+-- exist)
+SELECT throws_ok(
+	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$,
+	'23503', 'conversation "chat" does not exist',
+	'claims: direct INSERT of a message row into U2''s conversation fails');
+SELECT is(
+	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+						VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$),
+	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+						VALUES ('33333333-3333-4333-8333-333333333333', 'chat', '{"id":"x","content":"by u1"}')$$),
+	'claims: ... exactly as into a conversation that does not exist');
+SELECT throws_ok(
+	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	  VALUES ('11111111-1111-4111-8111-111111111111', 'notes', '{"id":"x","content":"by u1"}')$$,
+	'23503', 'conversation "notes" does not exist',
+	'claims: direct INSERT of an own message row under U2''s conversation id fails');
+SELECT throws_ok(
+	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"m1","content":"stolen"}')
+	  ON CONFLICT (user_id, conversation_id, id) DO UPDATE SET message = excluded.message$$,
+	'23503', 'conversation "chat" does not exist',
+	'claims: direct upsert onto U2''s message row fails');
+WITH u AS (
+	UPDATE chatpersist.messages SET message = '{"id":"m1","content":"stolen"}'
+	 WHERE user_id = '22222222-2222-4222-8222-222222222222'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'claims: direct UPDATE of U2''s message rows affects no row') FROM u;
+WITH u AS (
+	UPDATE chatpersist.messages SET removed = true WHERE user_id = '22222222-2222-4222-8222-222222222222'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'claims: direct removal of U2''s message rows affects no row') FROM u;
+WITH u AS (
+	UPDATE chatpersist.messages SET message = message WHERE conversation_id = 'chat' AND id = 'm1'
+	RETURNING user_id)
+SELECT is(array_agg(user_id), ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
+	'claims: direct UPDATE by the shared ids "chat" and "m1" reaches only U1''s message row') FROM u;
+WITH d AS (
+	DELETE FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'claims: direct DELETE of U2''s message rows affects no row') FROM d;
+WITH d AS (
+	DELETE FROM chatpersist.messages WHERE conversation_id = 'notes'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'claims: direct DELETE by U2''s conversation id affects no message row') FROM d;
+
 RESET ROLE;
 SELECT set_config('request.jwt.claims', '', true) \g /dev/null
 SELECT is(chatpersist.current_user_id(), NULL, 'claims: identity cleared again');
 SELECT results_eq(
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
+	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
 	'claims: U2''s rows and history are as seeded');
 
 -- ---------------------------------------------------------------------------
@@ -626,6 +865,16 @@ SELECT is_empty(
 SELECT is_empty(
 	$$SELECT * FROM chatpersist.history WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
 	'claim.sub: direct SELECT of U2''s history returns nothing');
+SELECT results_eq(
+	$$SELECT DISTINCT user_id FROM chatpersist.messages WHERE conversation_id = 'chat'$$,
+	ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
+	'claim.sub: direct SELECT of the message rows of "chat" sees only U1''s');
+SELECT is_empty(
+	$$SELECT * FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+	'claim.sub: direct SELECT of U2''s message rows returns nothing');
+SELECT is_empty(
+	$$SELECT * FROM chatpersist.history_messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+	'claim.sub: direct SELECT of U2''s history_messages returns nothing');
 
 -- writes through the functions: own conversation, the whole life cycle
 SELECT results_eq(
@@ -679,31 +928,65 @@ SELECT throws_ok(
 	'22023', 'version 1 of conversation "chat" is not in history',
 	'claim.sub: restore_version of U2''s archived version is "not in history"');
 
--- direct SQL: own rows
+-- direct SQL: own rows (2.0: an INSERT of the head makes an empty
+-- conversation; its messages are rows of chatpersist.messages, each direct
+-- write of one a new version)
 WITH i AS (
-	INSERT INTO chatpersist.conversations (user_id, id, title, messages)
-	VALUES ('11111111-1111-4111-8111-111111111111', 's-sql', 'direct', '[{"id":"a","content":"one"}]')
-	RETURNING version)
-SELECT is(array_agg(version), ARRAY[1::bigint], 'claim.sub: direct INSERT of an own row') FROM i;
+	INSERT INTO chatpersist.conversations (user_id, id, title)
+	VALUES ('11111111-1111-4111-8111-111111111111', 's-sql', 'direct')
+	RETURNING version, message_count)
+SELECT is(array_agg(version || ' ' || message_count), ARRAY['1 0'], 'claim.sub: direct INSERT of an own row') FROM i;
+WITH i AS (
+	INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	VALUES ('11111111-1111-4111-8111-111111111111', 's-sql', '{"id":"a","content":"one"}'),
+		   ('11111111-1111-4111-8111-111111111111', 's-sql', '{"id":"b","content":"two"}'),
+		   ('11111111-1111-4111-8111-111111111111', 's-sql', '{"id":"c","content":"three"}')
+	RETURNING id, changed_version)
+SELECT is(array_agg(id || ' ' || changed_version ORDER BY id), ARRAY['a 2', 'b 3', 'c 4'],
+	'claim.sub: direct INSERT of own message rows') FROM i;
+WITH u AS (
+	UPDATE chatpersist.messages SET message = '{"id":"a","content":"one, edited"}'
+	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 's-sql' AND id = 'a'
+	RETURNING changed_version)
+SELECT is(array_agg(changed_version), ARRAY[5::bigint], 'claim.sub: direct UPDATE of an own message row') FROM u;
+WITH u AS (
+	UPDATE chatpersist.messages SET removed = true
+	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 's-sql' AND id = 'b'
+	RETURNING changed_version)
+SELECT is(array_agg(changed_version), ARRAY[6::bigint], 'claim.sub: direct removal of an own message row') FROM u;
+WITH d AS (
+	DELETE FROM chatpersist.messages
+	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 's-sql' AND id = 'c'
+	RETURNING 1)
+SELECT is(count(*)::int, 1, 'claim.sub: direct DELETE of an own message row') FROM d;
 WITH u AS (
 	UPDATE chatpersist.conversations SET title = 'direct 2'
 	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 's-sql'
 	RETURNING version)
-SELECT is(array_agg(version), ARRAY[2::bigint], 'claim.sub: direct UPDATE of an own row') FROM u;
+SELECT is(array_agg(version), ARRAY[8::bigint], 'claim.sub: direct UPDATE of an own row') FROM u;
+SELECT results_eq(
+	$$SELECT messages, checksum, message_count
+		FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 's-sql')$$,
+	$$VALUES ('[{"id":"a","content":"one, edited"}]'::jsonb, chatpersist.checksum('[{"id":"a","content":"one, edited"}]'), 1)$$,
+	'claim.sub: the own conversation holds what the direct SQL wrote');
 WITH d AS (
 	DELETE FROM chatpersist.conversations WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 's-sql'
 	RETURNING version)
-SELECT is(array_agg(version), ARRAY[2::bigint], 'claim.sub: direct DELETE of an own row') FROM d;
+SELECT is(array_agg(version), ARRAY[8::bigint], 'claim.sub: direct DELETE of an own row') FROM d;
+SELECT is_empty(
+	$$SELECT * FROM chatpersist.messages
+	   WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 's-sql'$$,
+	'claim.sub: the direct DELETE of an own row took its message rows');
 
 -- direct SQL: U2's rows
 SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title, messages)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 's-sql', 'planted', '[]')$$,
+	$$INSERT INTO chatpersist.conversations (user_id, id, title)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 's-sql', 'planted')$$,
 	'42501', 'new row violates row-level security policy for table "conversations"',
 	'claim.sub: direct INSERT of a row for U2 fails with 42501');
 SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title, messages)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', 'stolen', '[]')
+	$$INSERT INTO chatpersist.conversations (user_id, id, title)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', 'stolen')
 	  ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title$$,
 	'42501', 'new row violates row-level security policy for table "conversations"',
 	'claim.sub: direct upsert onto U2''s row fails with 42501');
@@ -725,12 +1008,60 @@ WITH d AS (
 	RETURNING 1)
 SELECT is(count(*)::int, 0, 'claim.sub: direct DELETE by U2''s conversation id affects no row') FROM d;
 
+-- direct SQL on message rows: U2's (the trigger looks for the head with the
+-- caller's rights, so U2's conversation is as missing as one that does not
+-- exist)
+SELECT throws_ok(
+	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$,
+	'23503', 'conversation "chat" does not exist',
+	'claim.sub: direct INSERT of a message row into U2''s conversation fails');
+SELECT is(
+	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+						VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$),
+	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+						VALUES ('33333333-3333-4333-8333-333333333333', 'chat', '{"id":"x","content":"by u1"}')$$),
+	'claim.sub: ... exactly as into a conversation that does not exist');
+SELECT throws_ok(
+	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	  VALUES ('11111111-1111-4111-8111-111111111111', 'notes', '{"id":"x","content":"by u1"}')$$,
+	'23503', 'conversation "notes" does not exist',
+	'claim.sub: direct INSERT of an own message row under U2''s conversation id fails');
+SELECT throws_ok(
+	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"m1","content":"stolen"}')
+	  ON CONFLICT (user_id, conversation_id, id) DO UPDATE SET message = excluded.message$$,
+	'23503', 'conversation "chat" does not exist',
+	'claim.sub: direct upsert onto U2''s message row fails');
+WITH u AS (
+	UPDATE chatpersist.messages SET message = '{"id":"m1","content":"stolen"}'
+	 WHERE user_id = '22222222-2222-4222-8222-222222222222'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'claim.sub: direct UPDATE of U2''s message rows affects no row') FROM u;
+WITH u AS (
+	UPDATE chatpersist.messages SET removed = true WHERE user_id = '22222222-2222-4222-8222-222222222222'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'claim.sub: direct removal of U2''s message rows affects no row') FROM u;
+WITH u AS (
+	UPDATE chatpersist.messages SET message = message WHERE conversation_id = 'chat' AND id = 'm1'
+	RETURNING user_id)
+SELECT is(array_agg(user_id), ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
+	'claim.sub: direct UPDATE by the shared ids "chat" and "m1" reaches only U1''s message row') FROM u;
+WITH d AS (
+	DELETE FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'claim.sub: direct DELETE of U2''s message rows affects no row') FROM d;
+WITH d AS (
+	DELETE FROM chatpersist.messages WHERE conversation_id = 'notes'
+	RETURNING 1)
+SELECT is(count(*)::int, 0, 'claim.sub: direct DELETE by U2''s conversation id affects no message row') FROM d;
+
 RESET ROLE;
 SELECT set_config('request.jwt.claim.sub', '', true) \g /dev/null
 SELECT is(chatpersist.current_user_id(), NULL, 'claim.sub: identity cleared again');
 SELECT results_eq(
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
+	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
 	'claim.sub: U2''s rows and history are as seeded');
 
 -- ---------------------------------------------------------------------------
@@ -748,6 +1079,8 @@ SELECT is_empty($$SELECT * FROM chatpersist.conversation_history('22222222-2222-
 	'none: conversation_history of U2''s "chat" returns no row');
 SELECT is_empty($$SELECT * FROM chatpersist.conversations$$, 'none: a direct SELECT returns no row');
 SELECT is_empty($$SELECT * FROM chatpersist.history$$, 'none: a direct SELECT of history returns no row');
+SELECT is_empty($$SELECT * FROM chatpersist.messages$$, 'none: a direct SELECT of messages returns no row');
+SELECT is_empty($$SELECT * FROM chatpersist.history_messages$$, 'none: a direct SELECT of history_messages returns no row');
 SELECT throws_ok(
 	$$SELECT chatpersist.save_conversation('11111111-1111-4111-8111-111111111111', 'none-fn', 't', '[]')$$,
 	'42501', 'new row violates row-level security policy for table "conversations"',
@@ -765,14 +1098,25 @@ SELECT throws_ok(
 	'22023', 'version 1 of conversation "chat" is not in history',
 	'none: restore_version finds no version');
 SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, messages)
-	  VALUES ('11111111-1111-4111-8111-111111111111', 'none-sql', '[]')$$,
+	$$INSERT INTO chatpersist.conversations (user_id, id)
+	  VALUES ('11111111-1111-4111-8111-111111111111', 'none-sql')$$,
 	'42501', 'new row violates row-level security policy for table "conversations"',
 	'none: a direct INSERT fails with 42501');
 WITH u AS (UPDATE chatpersist.conversations SET title = 'x' RETURNING 1)
 SELECT is(count(*)::int, 0, 'none: a direct UPDATE of every row affects no row') FROM u;
 WITH d AS (DELETE FROM chatpersist.conversations RETURNING 1)
 SELECT is(count(*)::int, 0, 'none: a direct DELETE of every row affects no row') FROM d;
+SELECT throws_ok(
+	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+	  VALUES ('11111111-1111-4111-8111-111111111111', 'chat', '{"id":"x"}')$$,
+	'23503', 'conversation "chat" does not exist',
+	'none: a direct INSERT of a message row fails');
+WITH u AS (UPDATE chatpersist.messages SET message = '{"id":"x"}' RETURNING 1)
+SELECT is(count(*)::int, 0, 'none: a direct UPDATE of every message row affects no row') FROM u;
+WITH u AS (UPDATE chatpersist.messages SET removed = true RETURNING 1)
+SELECT is(count(*)::int, 0, 'none: a direct removal of every message row affects no row') FROM u;
+WITH d AS (DELETE FROM chatpersist.messages RETURNING 1)
+SELECT is(count(*)::int, 0, 'none: a direct DELETE of every message row affects no row') FROM d;
 RESET ROLE;
 SELECT results_eq(
 	$$SELECT * FROM pg_temp.snapshot() WHERE (user_id, id) IN (SELECT user_id, id FROM seeded)$$,
@@ -804,7 +1148,12 @@ FROM (VALUES ($$SELECT chatpersist.save_conversation('11111111-1111-4111-8111-11
 			 ($$INSERT INTO chatpersist.conversations (user_id, id) VALUES ('11111111-1111-4111-8111-111111111111', 'a')$$),
 			 ($$UPDATE chatpersist.conversations SET title = 'x'$$),
 			 ($$DELETE FROM chatpersist.conversations$$),
-			 ($$SELECT * FROM chatpersist.history$$)) v(s);
+			 ($$SELECT * FROM chatpersist.history$$),
+			 ($$SELECT * FROM chatpersist.messages$$),
+			 ($$INSERT INTO chatpersist.messages (user_id, conversation_id, message) VALUES ('11111111-1111-4111-8111-111111111111', 'chat', '{"id":"x"}')$$),
+			 ($$UPDATE chatpersist.messages SET removed = true$$),
+			 ($$DELETE FROM chatpersist.messages$$),
+			 ($$SELECT * FROM chatpersist.history_messages$$)) v(s);
 SELECT set_config('request.jwt.claims', '', true) \g /dev/null
 RESET ROLE;
 
@@ -821,13 +1170,23 @@ SELECT results_eq(
 SELECT results_eq($$SELECT DISTINCT user_id FROM chatpersist.history$$,
 	ARRAY['22222222-2222-4222-8222-222222222222'::uuid],
 	'history: a direct SELECT as U2 returns only U2''s rows');
+SELECT results_eq(
+	$$SELECT version, messages FROM chatpersist.conversation_history('22222222-2222-4222-8222-222222222222', 'chat')$$,
+	$$VALUES (1::bigint, '[{"id":"m1","role":"user","content":"secret of u2"}]'::jsonb)$$,
+	'history: U2''s archived version holds U2''s array');
+SELECT results_eq($$SELECT user_id, conversation_id, id, valid_from, valid_to FROM chatpersist.history_messages$$,
+	$$VALUES ('22222222-2222-4222-8222-222222222222'::uuid, 'chat'::text, 'm1'::text, 1::bigint, 2::bigint)$$,
+	'history: a direct SELECT of history_messages as U2 returns only U2''s replaced copy');
 SELECT set_config('request.jwt.claims', '{"sub":"11111111-1111-4111-8111-111111111111","role":"authenticated"}', true) \g /dev/null
 SELECT results_eq($$SELECT DISTINCT user_id FROM chatpersist.history$$,
 	ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
 	'history: a direct SELECT as U1 returns only U1''s rows');
+SELECT results_eq($$SELECT DISTINCT user_id FROM chatpersist.history_messages$$,
+	ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
+	'history: a direct SELECT of history_messages as U1 returns only U1''s rows');
 SELECT throws_ok(
 	$$INSERT INTO chatpersist.history
-	  SELECT user_id, conversation_id, 99, title, messages, metadata, checksum, message_count,
+	  SELECT user_id, conversation_id, 99, title, metadata, checksum, message_count,
 			 deleted, last_modified, replaced_at, replaced_by, discarded
 	    FROM chatpersist.history$$,
 	'42501', 'permission denied for table history', 'history: authenticated cannot INSERT');
@@ -835,6 +1194,14 @@ SELECT throws_ok($$UPDATE chatpersist.history SET title = 'x'$$,
 	'42501', 'permission denied for table history', 'history: authenticated cannot UPDATE');
 SELECT throws_ok($$DELETE FROM chatpersist.history$$,
 	'42501', 'permission denied for table history', 'history: authenticated cannot DELETE');
+SELECT throws_ok(
+	$$INSERT INTO chatpersist.history_messages
+	  SELECT user_id, conversation_id, id, 99, 100, pos, message FROM chatpersist.history_messages$$,
+	'42501', 'permission denied for table history_messages', 'history: authenticated cannot INSERT into history_messages');
+SELECT throws_ok($$UPDATE chatpersist.history_messages SET message = '{"id":"x"}'$$,
+	'42501', 'permission denied for table history_messages', 'history: authenticated cannot UPDATE history_messages');
+SELECT throws_ok($$DELETE FROM chatpersist.history_messages$$,
+	'42501', 'permission denied for table history_messages', 'history: authenticated cannot DELETE from history_messages');
 
 -- no oracle: another user's conversation fails exactly like one that does
 -- not exist (U3 has nothing at all)
@@ -883,37 +1250,67 @@ WITH u AS (
 SELECT is(count(*)::int, 0, 'a stale-version UPDATE of U2''s row raises nothing and affects no row') FROM u;
 
 -- a client INSERT cannot choose version, checksum, message_count or last_modified,
--- not even with a checksum that matches its messages
+-- not even with a checksum that matches its messages (2.0: none, the head
+-- makes an empty conversation)
 WITH i AS (
 	INSERT INTO chatpersist.conversations
-		(user_id, id, title, messages, version, checksum, message_count, last_modified)
-	VALUES ('11111111-1111-4111-8111-111111111111', 'forged', 'f', '[{"id":"a","content":"x"}]',
-			42, chatpersist.checksum('[{"id":"a","content":"x"}]'), 7, '2001-01-01')
+		(user_id, id, title, version, checksum, message_count, last_modified)
+	VALUES ('11111111-1111-4111-8111-111111111111', 'forged', 'f',
+			42, chatpersist.checksum('[]'), 7, '2001-01-01')
 	RETURNING version, message_count, last_modified = now() AS stamped)
-SELECT is(array_agg(version || ' ' || message_count || ' ' || stamped), ARRAY['1 1 true'],
+SELECT is(array_agg(version || ' ' || message_count || ' ' || stamped), ARRAY['1 0 true'],
 		  'own: a direct INSERT with a forged version and matching checksum gets version 1') FROM i;
--- g-sql was inserted, updated to version 2 and deleted by the GUC block
+-- nor can a message row choose its hash or stamps, not even with the true
+-- hash and an ordering key, as a dumped row carries them
+WITH i AS (
+	INSERT INTO chatpersist.messages
+		(user_id, conversation_id, id, pos, message, hash, added_version, changed_version)
+	VALUES ('11111111-1111-4111-8111-111111111111', 'forged', 'a', 65536, '{"id":"a","content":"x"}',
+			('x' || chatpersist.checksum('{"id":"a","content":"x"}'::jsonb))::bit(64)::int8, 42, 42)
+	RETURNING added_version, changed_version)
+SELECT is(array_agg(added_version || ' ' || changed_version), ARRAY['2 2'],
+		  'own: a direct INSERT of a message row with forged stamps gets version 2') FROM i;
+WITH i AS (
+	INSERT INTO chatpersist.messages (user_id, conversation_id, message, hash, added_version, changed_version)
+	VALUES ('11111111-1111-4111-8111-111111111111', 'forged', '{"id":"b","content":"y"}', 5, 42, 42)
+	RETURNING hash = ('x' || chatpersist.checksum(message))::bit(64)::int8 AS hashed, added_version, changed_version)
+SELECT is(array_agg(hashed || ' ' || added_version || ' ' || changed_version), ARRAY['true 3 3'],
+		  'own: a direct INSERT of a message row cannot choose its hash') FROM i;
+WITH u AS (
+	UPDATE chatpersist.messages SET hash = 0, added_version = 99, changed_version = 99
+	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'forged' AND id = 'b'
+	RETURNING hash = ('x' || chatpersist.checksum(message))::bit(64)::int8 AS hashed, added_version, changed_version)
+SELECT is(array_agg(hashed || ' ' || added_version || ' ' || changed_version), ARRAY['true 3 3'],
+		  'own: a direct UPDATE cannot set a message row''s hash or stamps') FROM u;
+-- g-sql was inserted, written to version 8 and deleted by the GUC block
 WITH i AS (
 	INSERT INTO chatpersist.conversations
-		(user_id, id, title, messages, version, checksum, message_count, last_modified)
-	VALUES ('11111111-1111-4111-8111-111111111111', 'g-sql', 'f', '[{"id":"a","content":"x"}]',
-			42, chatpersist.checksum('[{"id":"a","content":"x"}]'), 1, '2001-01-01')
+		(user_id, id, title, version, checksum, message_count, last_modified)
+	VALUES ('11111111-1111-4111-8111-111111111111', 'g-sql', 'f',
+			42, chatpersist.checksum('[]'), 1, '2001-01-01')
 	RETURNING version)
-SELECT is(array_agg(version), ARRAY[3::bigint],
-		  'own: a forged INSERT under a key with history gets the next version, 3') FROM i;
+SELECT is(array_agg(version), ARRAY[9::bigint],
+		  'own: a forged INSERT under a key with history gets the next version, 9') FROM i;
 WITH u AS (
 	UPDATE chatpersist.conversations SET checksum = '0000000000000000', message_count = 99
 	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 'forged'
-	RETURNING version, checksum = chatpersist.checksum(messages) AS ok, message_count)
-SELECT is(array_agg(version || ' ' || ok || ' ' || message_count), ARRAY['1 true 1'],
+	RETURNING version, checksum = chatpersist.checksum(pg_temp.array_of(user_id, id)) AS ok, message_count)
+SELECT is(array_agg(version || ' ' || ok || ' ' || message_count), ARRAY['3 true 2'],
 		  'own: a direct UPDATE cannot set checksum or message_count') FROM u;
 SELECT throws_ok(
 	$$UPDATE chatpersist.conversations SET user_id = '22222222-2222-4222-8222-222222222222'
 	   WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 'chat'$$,
 	'0A000', 'cannot change the user_id or id of a conversation',
 	'own: a row cannot be moved to U2');
+SELECT throws_ok(
+	$$UPDATE chatpersist.messages SET user_id = '22222222-2222-4222-8222-222222222222'
+	   WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'chat'$$,
+	'0A000', 'cannot change the user_id, conversation_id or id of a message',
+	'own: a message row cannot be moved to U2');
 SELECT throws_ok($$TRUNCATE chatpersist.conversations$$,
 	'42501', 'permission denied for table conversations', 'authenticated cannot TRUNCATE');
+SELECT throws_ok($$TRUNCATE chatpersist.messages$$,
+	'42501', 'permission denied for table messages', 'authenticated cannot TRUNCATE messages');
 SELECT throws_ok($$SELECT * FROM chatpersist.stats()$$,
 	'42501', 'permission denied for function stats', 'authenticated cannot call stats()');
 SELECT throws_ok($$SELECT chatpersist.migrate_user('22222222-2222-4222-8222-222222222222', '11111111-1111-4111-8111-111111111111')$$,
@@ -945,7 +1342,7 @@ AS $$
 $$;
 
 CREATE FUNCTION public.load_conversations(p_user_id uuid)
-RETURNS SETOF chatpersist.conversations
+RETURNS SETOF chatpersist.conversation
 LANGUAGE sql STABLE SECURITY INVOKER SET search_path = ''
 AS $$
 	SELECT * FROM chatpersist.load_conversations(p_user_id)
@@ -984,19 +1381,90 @@ SELECT is_empty($$SELECT * FROM public.load_conversations('22222222-2222-4222-82
 SELECT set_config('request.jwt.claims', '', true) \g /dev/null
 RESET ROLE;
 
--- the table owner (here the superuser) restoring a dump keeps the version
+-- the table owner (here the superuser) restoring a dump keeps the version,
+-- and the dumped message rows keep their stamps and leave the version alone
 WITH i AS (
 	INSERT INTO chatpersist.conversations
-		(user_id, id, title, messages, version, checksum, message_count, last_modified)
-	VALUES ('11111111-1111-4111-8111-111111111111', 'restored', 'f', '[{"id":"a","content":"x"}]',
-			42, chatpersist.checksum('[{"id":"a","content":"x"}]'), 1, '2001-01-01')
+		(user_id, id, title, version, checksum, message_count, last_modified, last_pos)
+	VALUES ('11111111-1111-4111-8111-111111111111', 'restored', 'f',
+			42, chatpersist.checksum('[{"id":"a","content":"x"}]'), 1, '2001-01-01', 65536)
 	RETURNING version)
 SELECT is(array_agg(version), ARRAY[42::bigint],
 		  'the table owner''s INSERT of a dumped row keeps its version (the restore path)') FROM i;
+WITH i AS (
+	INSERT INTO chatpersist.messages
+		(user_id, conversation_id, id, pos, message, hash, added_version, changed_version, removed)
+	VALUES ('11111111-1111-4111-8111-111111111111', 'restored', 'a', 65536, '{"id":"a","content":"x"}',
+			('x' || chatpersist.checksum('{"id":"a","content":"x"}'::jsonb))::bit(64)::int8, 40, 41, false)
+	RETURNING pos, added_version, changed_version)
+SELECT is(array_agg(pos || ' ' || added_version || ' ' || changed_version), ARRAY['65536 40 41'],
+		  'the table owner''s INSERT of a dumped message row keeps its stamps') FROM i;
+SELECT results_eq(
+	$$SELECT version, messages, checksum, message_count, last_modified
+		FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 'restored')$$,
+	$$VALUES (42::bigint, '[{"id":"a","content":"x"}]'::jsonb, chatpersist.checksum('[{"id":"a","content":"x"}]'),
+			  1, '2001-01-01'::timestamptz)$$,
+	'the restored conversation is as dumped');
 SELECT results_eq(
 	$$SELECT * FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
 	$$SELECT * FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
 	'after every authenticated test: U2''s rows and history are as seeded');
+
+-- ---------------------------------------------------------------------------
+-- The functions need no privilege on the message tables: they write and
+-- read the message rows as the tables' owner, once the head's row-level
+-- security has let the caller in
+-- ---------------------------------------------------------------------------
+REVOKE ALL ON chatpersist.messages, chatpersist.history_messages FROM authenticated;
+SET LOCAL ROLE authenticated;
+SET LOCAL chatpersist.user_id = '11111111-1111-4111-8111-111111111111';
+SELECT throws_ok($$SELECT * FROM chatpersist.messages$$,
+	'42501', 'permission denied for table messages', 'no message privileges: a direct SELECT is refused');
+SELECT results_eq(
+	$$SELECT status, version, message_count
+		FROM chatpersist.save_conversation('11111111-1111-4111-8111-111111111111', 'np', 't', '[{"id":"a","content":"one"}]')$$,
+	$$VALUES ('created'::text, 1::bigint, 1)$$,
+	'no message privileges: save_conversation creates');
+SELECT results_eq(
+	$$SELECT status, version, message_count
+		FROM chatpersist.save_conversation('11111111-1111-4111-8111-111111111111', 'np', 't',
+			 '[{"id":"a","content":"one, edited"},{"id":"b","content":"two"}]', p_expected_version := 1)$$,
+	$$VALUES ('updated'::text, 2::bigint, 2)$$,
+	'no message privileges: save_conversation edits and adds');
+SELECT results_eq(
+	$$SELECT status, version, message_count
+		FROM chatpersist.append_messages('11111111-1111-4111-8111-111111111111', 'np', '[{"id":"c","content":"three"}]', 2)$$,
+	$$VALUES ('updated'::text, 3::bigint, 3)$$,
+	'no message privileges: append_messages appends');
+SELECT results_eq(
+	$$SELECT messages FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 'np')$$,
+	$$VALUES ('[{"id":"a","content":"one, edited"},{"id":"b","content":"two"},{"id":"c","content":"three"}]'::jsonb)$$,
+	'no message privileges: load_conversation returns the array');
+SELECT results_eq(
+	$$SELECT version, messages FROM chatpersist.conversation_history('11111111-1111-4111-8111-111111111111', 'np')$$,
+	$$VALUES (2::bigint, '[{"id":"a","content":"one, edited"},{"id":"b","content":"two"}]'::jsonb),
+			 (1, '[{"id":"a","content":"one"}]')$$,
+	'no message privileges: conversation_history returns the archived arrays');
+SELECT results_eq(
+	$$SELECT status, version, checksum FROM chatpersist.restore_version('11111111-1111-4111-8111-111111111111', 'np', 1)$$,
+	$$VALUES ('updated'::text, 4::bigint, chatpersist.checksum('[{"id":"a","content":"one"}]'))$$,
+	'no message privileges: restore_version restores');
+SELECT results_eq(
+	$$SELECT status, version FROM chatpersist.delete_conversation('11111111-1111-4111-8111-111111111111', 'np', 4)$$,
+	$$VALUES ('deleted'::text, 5::bigint)$$,
+	'no message privileges: delete_conversation deletes');
+RESET chatpersist.user_id;
+RESET ROLE;
+SELECT results_eq(
+	$$SELECT * FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+	$$SELECT * FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
+	'no message privileges: U2''s rows and history are as seeded');
+SELECT is(
+	(SELECT count(*)::int FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222')
+	  || ' ' || (SELECT count(*)::int FROM chatpersist.history_messages WHERE user_id = '22222222-2222-4222-8222-222222222222'),
+	(SELECT sum(coalesce(jsonb_array_length(message_rows), 0))::int || ' ' || sum(coalesce(jsonb_array_length(history_message_rows), 0))::int
+	   FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222'),
+	'U2 has no message row or copy outside the seeded conversations');
 
 -- ---------------------------------------------------------------------------
 -- service_role: BYPASSRLS, sees and writes every user's rows
@@ -1006,6 +1474,12 @@ SELECT is(chatpersist.current_user_id(), NULL, 'service_role: no identity set');
 SELECT results_eq($$SELECT DISTINCT user_id FROM chatpersist.conversations ORDER BY 1$$,
 	ARRAY['11111111-1111-4111-8111-111111111111'::uuid, '22222222-2222-4222-8222-222222222222'],
 	'service_role: a direct SELECT sees both users'' rows');
+SELECT results_eq($$SELECT DISTINCT user_id FROM chatpersist.messages ORDER BY 1$$,
+	ARRAY['11111111-1111-4111-8111-111111111111'::uuid, '22222222-2222-4222-8222-222222222222'],
+	'service_role: a direct SELECT sees both users'' message rows');
+SELECT results_eq($$SELECT DISTINCT user_id FROM chatpersist.history_messages ORDER BY 1$$,
+	ARRAY['11111111-1111-4111-8111-111111111111'::uuid, '22222222-2222-4222-8222-222222222222'],
+	'service_role: a direct SELECT sees both users'' replaced copies');
 SELECT results_eq($$SELECT id FROM chatpersist.load_conversations('22222222-2222-4222-8222-222222222222')$$,
 	ARRAY['chat', 'notes'], 'service_role: load_conversations of U2');
 SELECT results_eq(
@@ -1034,11 +1508,29 @@ SELECT results_eq($$SELECT id FROM chatpersist.load_conversations('22222222-2222
 -- BYPASSRLS does not make service_role the table owner: no forged version
 WITH i AS (
 	INSERT INTO chatpersist.conversations
-		(user_id, id, title, messages, version, checksum, message_count, last_modified)
-	VALUES ('22222222-2222-4222-8222-222222222222', 'svc-forged', 'f', '[{"id":"a","content":"x"}]',
-			42, chatpersist.checksum('[{"id":"a","content":"x"}]'), 1, '2001-01-01')
+		(user_id, id, title, version, checksum, message_count, last_modified, last_pos)
+	VALUES ('22222222-2222-4222-8222-222222222222', 'svc-forged', 'f',
+			42, chatpersist.checksum('[{"id":"a","content":"x"}]'), 1, '2001-01-01', 65536)
 	RETURNING version)
 SELECT is(array_agg(version), ARRAY[1::bigint], 'service_role: a forged version is not kept') FROM i;
+WITH i AS (
+	INSERT INTO chatpersist.messages
+		(user_id, conversation_id, id, pos, message, hash, added_version, changed_version)
+	VALUES ('22222222-2222-4222-8222-222222222222', 'svc-forged', 'a', 65536, '{"id":"a","content":"x"}',
+			('x' || chatpersist.checksum('{"id":"a","content":"x"}'::jsonb))::bit(64)::int8, 40, 41)
+	RETURNING added_version, changed_version)
+SELECT is(array_agg(added_version || ' ' || changed_version), ARRAY['2 2'],
+		  'service_role: forged message row stamps are not kept') FROM i;
+SELECT results_eq(
+	$$SELECT status, version FROM chatpersist.append_messages('22222222-2222-4222-8222-222222222222', 'chat',
+			 '[{"id":"svc","content":"by the service"}]', 3)$$,
+	$$VALUES ('updated'::text, 4::bigint)$$,
+	'service_role: append_messages to U2''s conversation');
+WITH u AS (
+	UPDATE chatpersist.messages SET removed = true
+	 WHERE user_id = '22222222-2222-4222-8222-222222222222' AND conversation_id = 'chat' AND id = 'svc'
+	RETURNING changed_version)
+SELECT is(array_agg(changed_version), ARRAY[5::bigint], 'service_role: a direct removal of U2''s message row') FROM u;
 RESET ROLE;
 
 SELECT * FROM finish();

@@ -19,8 +19,8 @@
 # shows the test failing when acknowledged commits are not durable).
 #
 # Each cycle: the clients (CpWorkload.pm: fast-forward and stale saves,
-# appends with and without expected version, direct UPDATEs with the
-# version read) run for a random 0.5 to 2.5 s (in a third of the cycles
+# appends with and without expected version, direct SQL with the version
+# read: 2.0, a message row INSERT after an UPDATE of the head) run for a random 0.5 to 2.5 s (in a third of the cycles
 # with a CHECKPOINT under way); then the server dies, in turn:
 #	- kill -9 (two cycles in four): SIGKILL to the postmaster; its other
 #	  processes, frozen an instant before, are orphans still attached to
@@ -521,21 +521,16 @@ cmp_ok($total{refused}, '>', 0,
 
 #
 # The checker catches a loss: take one acknowledged message out of its
-# conversation with a direct UPDATE (the trigger keeps checksum, count and
-# history right, so only the loss itself is left to find)
+# conversation with direct SQL (2.0: its message row removed; the trigger
+# keeps checksum, count and history right, so only the loss itself is left
+# to find)
 #
 my ($victim) = grep { $_->{kind} eq 'append' } reverse @{ $logs->{acks} };
-my $version = $dbh->selectrow_array(
-	'SELECT version FROM chatpersist.conversations WHERE user_id = $1 AND id = $2',
-	undef, $victim->{user}, $victim->{conv});
-$dbh->do(
-	q{UPDATE chatpersist.conversations
-	  SET messages = (SELECT coalesce(jsonb_agg(m ORDER BY o), '[]')
-					  FROM jsonb_array_elements(messages) WITH ORDINALITY AS a(m, o)
-					  WHERE m->>'id' <> $1),
-		  version = $2
-	  WHERE user_id = $3 AND id = $4}, undef,
-	$victim->{msgid}, $version, $victim->{user}, $victim->{conv});
+my $removed = $dbh->do(
+	q{UPDATE chatpersist.messages SET removed = true
+	  WHERE user_id = $1 AND conversation_id = $2 AND id = $3 AND NOT removed}, undef,
+	$victim->{user}, $victim->{conv}, $victim->{msgid});
+is($removed, 1, "planted: the message row of $victim->{msgid} removed");
 ($problems) = CpCheck::check_state($dbh, $logs, users => \@users);
 my @caught = grep { /message \Q$victim->{msgid}\E is lost/ } @$problems;
 is(scalar(@caught), 1, "the checker finds a planted loss of message $victim->{msgid}");
