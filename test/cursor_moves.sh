@@ -261,16 +261,28 @@ echo "== upgrade from 1.0"
 p=$lo_port
 q "$p" postgres "CREATE DATABASE cm_up" >/dev/null
 q "$p" postgres "CREATE DATABASE cm_fresh" >/dev/null
+# This library refuses to write on a 1.x schema (55000, until ALTER
+# EXTENSION UPDATE), so the rows are written as 1.0 stored them: the whole
+# array in conversations.messages, each in its own transaction (its
+# change_xid the writer's), with the guard trigger off as in a load.  u3 is
+# a key that 1.0 removed with a plain DELETE: its version 2 is archived.
 "$CP_PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$p" -U postgres -d cm_up >/dev/null <<SQL || bail "1.0 setup failed"
 CREATE EXTENSION chatpersist VERSION '1.0';
-SELECT chatpersist.save_conversation('$U', 'u1', 'one', '[{"id":"m1"}]');
-SELECT chatpersist.save_conversation('$U', 'u2', 'two', '[{"id":"m1"}]');
-SELECT chatpersist.append_messages('$U', 'u2', '[{"id":"m2"}]');
--- a key that 1.0 removed with a plain DELETE (its version 2 is archived)
-SELECT chatpersist.save_conversation('$U', 'u3', 'three', '[{"id":"m1"}]');
-SELECT chatpersist.append_messages('$U', 'u3', '[{"id":"m2"}]');
-DELETE FROM chatpersist.conversations WHERE user_id = '$U' AND id = 'u3';
+SET session_replication_role = replica;
+INSERT INTO chatpersist.conversations (user_id, id, title, messages, version, checksum, message_count, change_xid)
+VALUES ('$U', 'u1', 'one', '[{"id":"m1"}]', 1, chatpersist.checksum('[{"id":"m1"}]'), 1, pg_current_xact_id());
+INSERT INTO chatpersist.conversations (user_id, id, title, messages, version, checksum, message_count, change_xid)
+VALUES ('$U', 'u2', 'two', '[{"id":"m1"}, {"id":"m2"}]', 2, chatpersist.checksum('[{"id":"m1"}, {"id":"m2"}]'), 2, pg_current_xact_id());
+INSERT INTO chatpersist.history (user_id, conversation_id, version, title, messages, metadata, checksum,
+	message_count, deleted, last_modified, replaced_at, replaced_by)
+VALUES ('$U', 'u2', 1, 'two', '[{"id":"m1"}]', '{}', chatpersist.checksum('[{"id":"m1"}]'), 1, false, now(), now(), 'updated'),
+	   ('$U', 'u3', 1, 'three', '[{"id":"m1"}]', '{}', chatpersist.checksum('[{"id":"m1"}]'), 1, false, now(), now(), 'updated'),
+	   ('$U', 'u3', 2, 'three', '[{"id":"m1"}, {"id":"m2"}]', '{}', chatpersist.checksum('[{"id":"m1"}, {"id":"m2"}]'), 2, false, now(), now(), 'delete');
 SQL
+eq "upgrade: before the update, this library refuses to write on the 1.0 schema (55000)" \
+	"$("$CP_PGBIN/psql" -X -A -t -v VERBOSITY=verbose -h 127.0.0.1 -p "$p" -U postgres -d cm_up \
+		-c "SELECT chatpersist.save_conversation('$U', 'u1', 'one', '[{\"id\":\"x\"}]')" 2>&1 |
+		grep -o 'ERROR:  55000' | head -1)" "ERROR:  55000"
 # (1.0 kept the arrays in conversations.messages)
 q "$p" cm_up "SELECT id, version, checksum, deleted, messages FROM chatpersist.conversations
 			   WHERE user_id = '$U' ORDER BY id" >"$tmpdir/up.before"

@@ -13,8 +13,9 @@
 #	     the functions: the storage behind them may change) and the cursor
 #	     of every user.
 #	  2. Stops it, installs this build into the same install (make install,
-#	     as a package upgrade does), starts it again: the snapshot is the
-#	     same with the new library before the update ...
+#	     as a package upgrade does), starts it again: before the update,
+#	     the 2.0 library refuses to read or write the 1.x tables (55000,
+#	     hinting at ALTER EXTENSION ... UPDATE) and writes nothing ...
 #	  3. ... and after ALTER EXTENSION chatpersist UPDATE, which reaches
 #	     this build's default_version.
 #	     2.0: the message rows (chatpersist.messages) hold exactly the
@@ -126,9 +127,36 @@ if ! make -s PG_CONFIG="${PG_CONFIG:-pg_config}" DESTDIR="$install_root" install
 	bail "could not install this build over the oracle"
 fi
 restart || bail "the cluster did not restart with this build's library"
-snapshot library
-check "with this build's library, before the update, every fact reads as the oracle wrote it" \
-	diff "$tmpdir/before.snap" "$tmpdir/library.snap"
+# The 2.0 library reads and writes only 2.0's tables: until the update its
+# functions refuse with 55000 (a hint names ALTER EXTENSION ... UPDATE), and
+# nothing is written; changes_since, which reads only the heads, answers
+refused()
+{
+	local out
+	out=$("$CP_PGBIN/psql" -X -A -t -v VERBOSITY=verbose -d postgres -c "$1" 2>&1)
+	grep 'ERROR:  55000: the objects of extension chatpersist are older than its library' >/dev/null <<<"$out"
+}
+raw_state()
+{
+	q "SELECT md5(string_agg(c::text, ',' ORDER BY user_id, id)) FROM chatpersist.conversations c"
+	q "SELECT md5(string_agg(h::text, ',' ORDER BY user_id, conversation_id, version)) FROM chatpersist.history h"
+}
+raw_state >"$tmpdir/raw.before"
+u0=${users[0]}
+check "with this build's library, before the update: load_conversations refuses (55000)" \
+	refused "SELECT * FROM chatpersist.load_conversations('$u0')"
+check "... save_conversation refuses (55000)" \
+	refused "SELECT * FROM chatpersist.save_conversation('$u0', 'pre-update', 't', '[{\"id\":\"a\"}]')"
+check "... append_messages refuses (55000)" \
+	refused "SELECT * FROM chatpersist.append_messages('$u0', 'trip', '[{\"id\":\"pre-update\"}]')"
+check "... a direct UPDATE of a conversation refuses (55000)" \
+	refused "UPDATE chatpersist.conversations SET title = 'x' WHERE user_id = '$u0'"
+check "... conversation_history refuses (55000)" \
+	refused "SELECT * FROM chatpersist.conversation_history('$u0', 'trip')"
+raw_state >"$tmpdir/raw.after"
+check "... and nothing was written" cmp -s "$tmpdir/raw.before" "$tmpdir/raw.after"
+check "... changes_since still answers as the oracle did" \
+	test "$(q "SELECT count(*) FROM chatpersist.changes_since('$u0', 0)")" = "$(grep -c "^changes $u0 " "$tmpdir/before.snap")"
 
 # 3. ALTER EXTENSION UPDATE
 new_version=$(sed -nE "s/^default_version = '(.*)'/\1/p" "$top/chatpersist.control")
