@@ -75,10 +75,14 @@ static Jsonb *checked_message(HeapTuple tup, TupleDesc desc, MessageColumns *col
 static void refuse_key_change(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
 							  MessageColumns *cols);
 static int64 fold(HeapTuple tup, TupleDesc desc, MessageColumns *cols,
-				  text *id, bool include, int64 pos, Jsonb *message,
+				  text *id, bool include, bool has_pos, int64 *pos, Jsonb *message,
 				  bool archive_old, int64 *last_pos);
 static bool same_bytes(Datum a, Datum b);
 static bool id_has_row(HeapTuple tup, TupleDesc desc, MessageColumns *cols, text *id);
+static void refuse_taken_pos(pg_uuid_t *user_id, text *conversation_id, text *id,
+							 int64 pos);
+
+static SPIPlanPtr taken_plan = NULL;
 
 static SPIPlanPtr exists_plan = NULL;
 
@@ -126,9 +130,12 @@ chatpersist_messages_guard(PG_FUNCTION_ARGS)
 	{
 		/* A removed row is no part of the array: forgetting it changes nothing */
 		if (!DatumGetBool(heap_getattr(oldtup, cols.removed, desc, &isnull)))
+		{
+			pos = 0;
 			(void) fold(oldtup, desc, &cols,
 						DatumGetTextPP(heap_getattr(oldtup, cols.id, desc, &isnull)),
-						false, 0, NULL, true, &last_pos);
+						false, true, &pos, NULL, true, &last_pos);
+		}
 		return PointerGetDatum(oldtup);
 	}
 
@@ -170,10 +177,8 @@ chatpersist_messages_guard(PG_FUNCTION_ARGS)
 			Datum		d = heap_getattr(newtup, cols.pos, desc, &isnull);
 
 			pos = isnull ? 0 : DatumGetInt64(d);
-			version = fold(newtup, desc, &cols, id, true, pos, message, false,
-						   &last_pos);
-			if (isnull)
-				pos = last_pos;
+			version = fold(newtup, desc, &cols, id, true, !isnull, &pos, message,
+						   false, &last_pos);
 		}
 		attnums[0] = cols.added_version;
 		values[0] = Int64GetDatum(version);
@@ -215,7 +220,7 @@ chatpersist_messages_guard(PG_FUNCTION_ARGS)
 															 values, nulls));
 		}
 
-		version = fold(newtup, desc, &cols, id, !new_removed, pos, message,
+		version = fold(newtup, desc, &cols, id, !new_removed, true, &pos, message,
 					   !was_removed, &last_pos);
 		attnums[0] = cols.added_version;
 		values[0] = heap_getattr(oldtup, cols.added_version, desc, &nulls[0]);
@@ -393,14 +398,16 @@ refuse_key_change(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
 /*
  * Fold a write of message id into a new version of its conversation: lock
  * the head (the caller's rights), build the new array from the rows with
- * the message at pos (include; pos 0: after the last one) or without it,
+ * the message at *pos (include; without has_pos: after the last one, and
+ * *pos is set) or without it,
  * keep the replaced copy in history (archive_old), and write the head.
  * Returns the new version, and the ordering key after the last message in
  * *last_pos.
  */
 static int64
 fold(HeapTuple tup, TupleDesc desc, MessageColumns *cols, text *id,
-	 bool include, int64 pos, Jsonb *message, bool archive_old, int64 *last_pos)
+	 bool include, bool has_pos, int64 *pos, Jsonb *message, bool archive_old,
+	 int64 *last_pos)
 {
 	bool		isnull;
 	pg_uuid_t  *user_id;
@@ -440,9 +447,11 @@ fold(HeapTuple tup, TupleDesc desc, MessageColumns *cols, text *id,
 				 errmsg("conversation \"%s\" is deleted", text_to_cstring(conversation_id)),
 				 errhint("Save the conversation again to revive it, or use chatpersist.append_messages.")));
 
-	if (include && pos == 0)
-		pos = row.last_pos + CP_POS_GAP;
-	*last_pos = Max(row.last_pos, include ? pos : 0);
+	if (include && !has_pos)
+		*pos = row.last_pos + CP_POS_GAP;
+	*last_pos = include ? Max(row.last_pos, *pos) : row.last_pos;
+	if (include)
+		refuse_taken_pos(row.user_id, row.conversation_id, id, *pos);
 
 	if (fold_plan == NULL)
 	{
@@ -460,7 +469,7 @@ fold(HeapTuple tup, TupleDesc desc, MessageColumns *cols, text *id,
 	args[0] = UUIDPGetDatum(user_id);
 	args[1] = PointerGetDatum(conversation_id);
 	args[2] = PointerGetDatum(id);
-	args[3] = Int64GetDatum(pos);
+	args[3] = Int64GetDatum(*pos);
 	args[4] = message ? JsonbPGetDatum(message) : (Datum) 0;
 	nulls[4] = message ? ' ' : 'n';
 	args[5] = BoolGetDatum(include);
@@ -538,6 +547,50 @@ id_has_row(HeapTuple tup, TupleDesc desc, MessageColumns *cols, text *id)
 	found = SPI_processed > 0;
 	SPI_finish();
 	return found;
+}
+
+/*
+ * Two messages of an array never share an ordering key (the array's order
+ * would be undefined): 23505 when another message of the conversation that
+ * is part of the array has pos.  Read as the owner, under the head's lock.
+ */
+static void
+refuse_taken_pos(pg_uuid_t *user_id, text *conversation_id, text *id, int64 pos)
+{
+	Datum		args[4] = {UUIDPGetDatum(user_id), PointerGetDatum(conversation_id),
+	PointerGetDatum(id), Int64GetDatum(pos)};
+	CpSavedUser saved;
+	int			rc;
+
+	if (taken_plan == NULL)
+	{
+		Oid			types[4] = {UUIDOID, TEXTOID, TEXTOID, INT8OID};
+
+		taken_plan = CpPrepareKept("SELECT id FROM " CP_MESSAGES " "
+								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
+								   "AND conversation_id OPERATOR(pg_catalog.=) $2 "
+								   "AND id OPERATOR(pg_catalog.<>) $3 "
+								   "AND pos OPERATOR(pg_catalog.=) $4 AND NOT removed",
+								   4, types);
+	}
+	CpBecomeOwner(CpExtensionOwner(), &saved);
+	rc = SPI_execute_plan(taken_plan, args, NULL, false, 1);
+	CpRestoreUser(&saved);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatpersist: looking up an ordering key failed");
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("message \"%s\" cannot take ordering key " INT64_FORMAT " of conversation \"%s\"",
+						text_to_cstring(id), pos, text_to_cstring(conversation_id)),
+				 errdetail("Message \"%s\" has that ordering key.",
+						   TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc, 1, &isnull))),
+				 errhint("Set pos to a free value (between its neighbours' keys), or leave it out to place the message last.")));
+	}
 }
 
 /* Are two varlena datums the same bytes (detoasted)? */

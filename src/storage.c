@@ -443,10 +443,17 @@ CpStorageCanAppend(CpStoredRow *row, CpMessageArray *given)
 	{
 		Oid			types[3] = {UUIDOID, TEXTOID, TEXTARRAYOID};
 
-		probe_plan = CpPrepareKept("SELECT pg_catalog.count(*) FROM " CP_MESSAGES " "
-								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
-								   "AND conversation_id OPERATOR(pg_catalog.=) $2 "
-								   "AND id OPERATOR(pg_catalog.=) ANY ($3)",
+		/*
+		 * One primary-key probe per given id, whatever the statistics say
+		 * (with none yet, "id = ANY ($3)" can be planned as a scan of the
+		 * whole conversation)
+		 */
+		probe_plan = CpPrepareKept("SELECT pg_catalog.count(*) "
+								   "FROM pg_catalog.unnest($3) AS g (id) "
+								   "CROSS JOIN LATERAL (SELECT FROM " CP_MESSAGES " m "
+								   "WHERE m.user_id OPERATOR(pg_catalog.=) $1 "
+								   "AND m.conversation_id OPERATOR(pg_catalog.=) $2 "
+								   "AND m.id OPERATOR(pg_catalog.=) g.id LIMIT 1) AS found",
 								   3, types);
 	}
 
@@ -489,13 +496,20 @@ CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given, CpNewContent *nc
 		/* the rows may be newer than an unlocked head: let the lock decide */
 		if (!locked)
 			return false;
+		/*
+		 * Rebuild the summary from the rows.  The checksum and count come
+		 * from the rows too: a head restored (or loaded) with values that do
+		 * not match its rows is put right by its next write.
+		 */
 		CpParseMessages(CpStoredMessages(row), "the stored conversation", false, &stored);
 		CpStorageSummary(row->messages, stored.nmsgs, &whole);
 		row->hash_state = whole.hash_state;
 		row->array_length = whole.array_length;
 		row->array_bytes = whole.array_bytes;
+		row->message_count = stored.nlive;
+		CpChecksumJsonb(row->messages, row->checksum);
 		if (!summary_checks(row, &ah))
-			elog(ERROR, "chatpersist: the checksum of conversation \"%s\" does not match its messages",
+			elog(ERROR, "chatpersist: the running hash of conversation \"%s\" does not continue its array",
 				 text_to_cstring(row->conversation_id));
 	}
 
