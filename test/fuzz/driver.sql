@@ -926,7 +926,7 @@ BEGIN
 						 * an ORM's version = stored + 1 writes a version even
 						 * unchanged, when row-level security lets the row be seen
 						 */
-						OR (c.meta -> 'set' ? 'version' AND i8[1] = pre.version + 1
+						OR (c.meta -> 'set' ? 'version' AND i8[1]::numeric = pre.version::numeric + 1
 							AND (NOT c.as_client OR ku IS NOT DISTINCT FROM (c.meta ->> 'client_user')::uuid)) THEN
 						IF post.version::numeric IS DISTINCT FROM pre.version::numeric + 1 THEN
 							f := f || format('content changed, but version went from %s to %s', pre.version, post.version);
@@ -1039,21 +1039,22 @@ BEGIN
 							END IF;
 						END IF;
 						/* the rows written carry the versions pre + 1 .. post, one each */
-						IF (SELECT coalesce(array_agg(m.changed_version ORDER BY m.changed_version), '{}')
+						IF (SELECT coalesce(array_agg(m.changed_version::numeric ORDER BY m.changed_version), '{}')
 							FROM chatpersist.messages m
 							WHERE m.user_id = ku AND m.conversation_id = kt AND m.changed_version > pre.version)
 							IS DISTINCT FROM
-						   (CASE WHEN c.fn = 'sql_mdelete' THEN '{}'::int8[]
-								 ELSE ARRAY(SELECT generate_series(pre.version + 1, post.version)) END) THEN
+						   (CASE WHEN c.fn = 'sql_mdelete' THEN '{}'::numeric[]
+								 ELSE ARRAY(SELECT generate_series(pre.version::numeric + 1, post.version::numeric)) END) THEN
 							f := f || format('%s: the rows changed are not stamped one version each (%s..%s)',
-											 c.fn, pre.version + 1, post.version);
+											 c.fn, pre.version::numeric + 1, post.version);
 						END IF;
 						f := f || ARRAY(
 							SELECT format('%s: inserted row %s has stamps %s/%s, expected %s', c.fn, m.id,
-										  m.added_version, m.changed_version, pre.version + n.o)
+										  m.added_version, m.changed_version, pre.version::numeric + n.o)
 							FROM jsonb_array_elements_text(ex -> 'new') WITH ORDINALITY n(id, o)
 							JOIN chatpersist.messages m ON m.user_id = ku AND m.conversation_id = kt AND m.id = n.id
-							WHERE (m.added_version, m.changed_version) IS DISTINCT FROM (pre.version + n.o, pre.version + n.o));
+							WHERE (m.added_version::numeric, m.changed_version::numeric)
+								  IS DISTINCT FROM (pre.version::numeric + n.o, pre.version::numeric + n.o));
 						f := f || ARRAY(
 							SELECT format('%s: updated row %s has added_version %s, was %s', c.fn, m.id,
 										  m.added_version, r ->> 'added')
