@@ -73,7 +73,7 @@ FROM chatpersist.load_conversation(:user, 'trip') AS c,
 \echo
 \echo '-- The stored checksum is XXH3-64 of messages::text, recomputed here'
 SELECT version, checksum, chatpersist.checksum(messages) = checksum AS checksum_matches
-FROM chatpersist.conversations WHERE user_id = :user AND id = 'trip';
+FROM chatpersist.load_conversation(:user, 'trip');
 
 \echo
 \echo '-- A retry of the same save is harmless: unchanged, same version'
@@ -87,7 +87,7 @@ FROM chatpersist.save_conversation(:user, 'trip', 'Weekend trip',
 \echo '-- Hand-written SQL is guarded too: an UPDATE from version 1 is refused'
 \set ON_ERROR_STOP off
 \set VERBOSITY default
-UPDATE chatpersist.conversations SET messages = '[]', version = 1
+UPDATE chatpersist.conversations SET title = 'Renamed on an old device', version = 1
 WHERE user_id = :user AND id = 'trip';
 \set ON_ERROR_STOP on
 
@@ -115,7 +115,7 @@ SQL
 echo
 echo "-- Any client can recompute the checksum from the canonical text: here xxhsum does"
 stored=$(psql -X -A -t -c "SELECT checksum FROM chatpersist.conversations WHERE id = 'trip'")
-outside=$(psql -X -A -t -c "SELECT messages::text FROM chatpersist.conversations WHERE id = 'trip'" |
+outside=$(psql -X -A -t -c "SELECT messages::text FROM chatpersist.load_conversation('0b9c2d1e-0000-4000-8000-000000000001', 'trip')" |
 	tr -d '\n' | xxhsum -H3 | sed -E 's/.*= //')
 echo "   stored checksum:               $stored"
 echo "   xxhsum -H3 of messages::text:  $outside"

@@ -12,10 +12,14 @@ own.  Compared, call by call:
   - the outcome: the same SQLSTATE on both sides, or success on both;
   - a write's save_result: status, version, checksum, message_count,
     conflicts;
-  - after every write, the conversation as load_conversation returns it
-    (title, metadata, messages, version, checksum, message_count, deleted,
-    created_at set or not) and its history (version, title, metadata,
-    messages, checksum, message_count, deleted, replaced_by, discarded);
+  - after every write, the stored conversation (title, metadata, messages,
+    version, checksum, message_count, deleted, created_at set or not) and
+    its history (version, title, metadata, messages, checksum,
+    message_count, deleted, replaced_by, discarded), read from the tables:
+    on a 1.x server the messages columns of conversations and history; on
+    2.0 the message rows of chatpersist.messages that are not removed, in
+    pos order, and each archived version's array as conversation_history
+    rebuilds it (for every head in chatpersist.history);
   - reads (load_conversations, changes_since without its cursor values,
     merge_messages, checksum) by their results.
 Timestamps and cursors are left out: they differ between two servers by
@@ -141,6 +145,25 @@ STATE_SQL = (
     "                replaced_by, discarded"
     "         FROM chatpersist.history WHERE user_id = %s AND conversation_id = %s) x))::text")
 
+# The same state from 2.0's tables (chatpersist.messages, the heads in
+# chatpersist.history): the array is the message rows that are not removed,
+# in pos order, and an archived version's array is the one
+# conversation_history rebuilds from chatpersist.history_messages.  The
+# columns and their order are the 1.x rows', so that the two texts compare.
+STATE_SQL_2 = (
+    "SELECT json_build_object("
+    " 'row', (SELECT row_to_json(x) FROM (SELECT title, metadata,"
+    "         (SELECT coalesce(jsonb_agg(m.message ORDER BY m.pos), '[]') FROM chatpersist.messages m"
+    "           WHERE m.user_id = c.user_id AND m.conversation_id = c.id AND NOT m.removed) AS messages,"
+    "         version, checksum, message_count, deleted, created_at IS NOT NULL AS has_created"
+    "         FROM chatpersist.conversations c WHERE user_id = %s AND id = %s) x),"
+    " 'history', (SELECT coalesce(json_agg(x ORDER BY x.version), '[]') FROM ("
+    "         SELECT h.version, h.title, h.metadata, a.messages, h.checksum, h.message_count, h.deleted,"
+    "                h.replaced_by, h.discarded"
+    "         FROM chatpersist.history h"
+    "         LEFT JOIN chatpersist.conversation_history(%s, %s) a ON a.version = h.version"
+    "         WHERE h.user_id = %s AND h.conversation_id = %s) x))::text")
+
 
 def run(conn, sql, args):
     """One call in a transaction of its own: ('ok', text) or ('error', sqlstate)."""
@@ -155,9 +178,24 @@ def run(conn, sql, args):
             return ("error", e.pgcode)
 
 
+MESSAGE_ROWS = {}      # id(connection) -> has_message_rows
+
+
+def has_message_rows(conn):
+    """Does this server keep one row per message (2.0: chatpersist.messages)?"""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('chatpersist.messages') IS NOT NULL")
+        rows = cur.fetchone()[0]
+    conn.commit()
+    return rows
+
+
 def state(conn, k):
     with conn.cursor() as cur:
-        cur.execute(STATE_SQL, [k[0], k[1], k[0], k[1]])
+        if MESSAGE_ROWS[id(conn)]:
+            cur.execute(STATE_SQL_2, [k[0], k[1], k[0], k[1], k[0], k[1]])
+        else:
+            cur.execute(STATE_SQL, [k[0], k[1], k[0], k[1]])
         s = cur.fetchone()[0]
     conn.commit()
     return s
@@ -176,6 +214,8 @@ def main():
     print("differential: seed %d, %d calls" % (seed, a.count))
     oracle = psycopg2.connect(a.oracle)
     subject = psycopg2.connect(a.subject)
+    for conn in (oracle, subject):
+        MESSAGE_ROWS[id(conn)] = has_message_rows(conn)
     if a.break_subject:
         with subject.cursor() as cur:
             cur.execute("SET chatpersist.history_depth = 2")

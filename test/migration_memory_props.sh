@@ -85,6 +85,7 @@ cleanup()
 	q -c "SET client_min_messages = warning" \
 		-c "DELETE FROM chatpersist.conversations WHERE user_id IN ($users)" \
 		-c "DELETE FROM chatpersist.history WHERE user_id IN ($users)" \
+		-c "DELETE FROM chatpersist.history_messages WHERE user_id IN ($users)" \
 		-c "DROP TABLE IF EXISTS memory_test_states"
 }
 
@@ -152,9 +153,11 @@ n=$(grep -c '[0-9]* of 20000 conversations imported' "$tmpdir/import20000.log" |
 check "import of 20,000 reports its progress 20 times at DEBUG1" \
 	"$([ "$n" -eq 20 ] && echo t || echo f)" "$n progress lines: $(head -c 300 "$tmpdir/import20000.log")"
 
-rows=$(q -c "SELECT count(*) FILTER (WHERE message_count = 2 AND version = 1) || ' ' || count(*) FROM chatpersist.conversations WHERE user_id = '$import_user'")
-check "import of 20,000 wrote 20,000 conversations of 2 messages" \
-	"$([ "$rows" = "20000 20000" ] && echo t || echo f)" "$rows"
+rows=$(q -c "SELECT count(*) FILTER (WHERE message_count = 2 AND version = 1) || ' ' || count(*) || ' ' ||
+	(SELECT count(*) FROM chatpersist.messages WHERE user_id = '$import_user' AND NOT removed)
+	FROM chatpersist.conversations WHERE user_id = '$import_user'")
+check "import of 20,000 wrote 20,000 conversations of 2 messages (40,000 message rows)" \
+	"$([ "$rows" = "20000 20000 40000" ] && echo t || echo f)" "$rows"
 measure_call reimport20000 \
 	"SELECT chatpersist.import_app_state('$import_user', state) FROM memory_test_states WHERE name = 'array20000'" 0
 
@@ -163,9 +166,11 @@ measure_call migrate10000 "SELECT chatpersist.migrate_user('$guest', '$account')
 n=$(grep -c '[0-9]* of 10000 conversations of the guest migrated' "$tmpdir/migrate10000.log" || true)
 check "migrate_user of 10,000 reports its progress 10 times at DEBUG1" \
 	"$([ "$n" -eq 10 ] && echo t || echo f)" "$n progress lines: $(head -c 300 "$tmpdir/migrate10000.log")"
-rows=$(q -c "SELECT count(*) FILTER (WHERE user_id = '$account' AND message_count = 2) || ' ' || count(*) FILTER (WHERE user_id = '$guest') FROM chatpersist.conversations WHERE user_id IN ('$guest', '$account')")
-check "migrate_user moved all 10,000 conversations" \
-	"$([ "$rows" = "10000 0" ] && echo t || echo f)" "$rows"
+rows=$(q -c "SELECT count(*) FILTER (WHERE user_id = '$account' AND message_count = 2) || ' ' || count(*) FILTER (WHERE user_id = '$guest') || ' ' ||
+	(SELECT count(*) FROM chatpersist.messages WHERE user_id = '$guest')
+	FROM chatpersist.conversations WHERE user_id IN ('$guest', '$account')")
+check "migrate_user moved all 10,000 conversations (and their message rows)" \
+	"$([ "$rows" = "10000 0 0" ] && echo t || echo f)" "$rows"
 
 cleanup
 

@@ -6,12 +6,16 @@
 #	  11, item 1).  Six pgbench clients mix, on three conversation ids of an
 #	  account and of a guest: append_messages, whole-array saves, plain
 #	  DELETEs, plain INSERTs (ON CONFLICT DO NOTHING, as an upsert without
-#	  the functions does), delete_conversation and migrate_user from the
-#	  guest to the account.  Then:
+#	  the functions does: the conversation, then a message as a row of
+#	  chatpersist.messages, each row a version of its own),
+#	  delete_conversation and migrate_user from the guest to the account.
+#	  Then:
 #	    - no client aborted (only 40001 and 40P01 are retried, by pgbench);
 #	    - no (user, conversation, version) appears twice among the rows and
 #	      history, and each row's version is above every archived version
 #	      of its key;
+#	    - every message row belongs to a conversation and carries no
+#	      version above its conversation's;
 #	    - an append to every key succeeds afterwards.
 #	  Before the fix of issue 11, a run failed the second and third checks
 #	  (history_pkey violations).
@@ -75,7 +79,8 @@ clean_users()
 {
 	q "SET chatpersist.history_depth = 0;
 	   DELETE FROM chatpersist.conversations WHERE user_id IN ('$account', '$guest');
-	   DELETE FROM chatpersist.history WHERE user_id IN ('$account', '$guest');" >/dev/null
+	   DELETE FROM chatpersist.history WHERE user_id IN ('$account', '$guest');
+	   DELETE FROM chatpersist.history_messages WHERE user_id IN ('$account', '$guest');" >/dev/null
 }
 clean_users || exit 1
 
@@ -91,7 +96,8 @@ SELECT 1 FROM chatpersist.append_messages((CASE WHEN :g > 0 THEN '$guest' ELSE '
 \elif :op <= 45
 DELETE FROM chatpersist.conversations WHERE user_id = (CASE WHEN :g > 0 THEN '$guest' ELSE '$account' END)::uuid AND id = 'c' || :k;
 \elif :op <= 60
-INSERT INTO chatpersist.conversations (user_id, id, messages) VALUES ((CASE WHEN :g > 0 THEN '$guest' ELSE '$account' END)::uuid, 'c' || :k, jsonb_build_array(jsonb_build_object('id', 'i' || :m))) ON CONFLICT DO NOTHING;
+INSERT INTO chatpersist.conversations (user_id, id) VALUES ((CASE WHEN :g > 0 THEN '$guest' ELSE '$account' END)::uuid, 'c' || :k) ON CONFLICT DO NOTHING;
+INSERT INTO chatpersist.messages (user_id, conversation_id, message) SELECT user_id, id, jsonb_build_object('id', 'i' || :m) FROM chatpersist.conversations WHERE user_id = (CASE WHEN :g > 0 THEN '$guest' ELSE '$account' END)::uuid AND id = 'c' || :k AND NOT deleted FOR UPDATE;
 \elif :op <= 75
 SELECT 1 FROM chatpersist.save_conversation((CASE WHEN :g > 0 THEN '$guest' ELSE '$account' END)::uuid, 'c' || :k, 'T', jsonb_build_array(jsonb_build_object('id', 's' || :m)));
 \elif :op <= 85
@@ -124,6 +130,13 @@ below=$(q "SELECT count(*) FROM chatpersist.conversations c
 	  AND c.version <= (SELECT max(h.version) FROM chatpersist.history h
 						 WHERE h.user_id = c.user_id AND h.conversation_id = c.id)") || below=error
 check "every row's version is above its archived versions (rows below: $below)" test "$below" = 0
+
+orphans=$(q "SELECT count(*) FROM chatpersist.messages m
+	WHERE m.user_id IN ('$account', '$guest')
+	  AND NOT EXISTS (SELECT FROM chatpersist.conversations c
+					  WHERE c.user_id = m.user_id AND c.id = m.conversation_id
+						AND c.version >= m.changed_version)") || orphans=error
+check "every message row has its conversation, at a version not below the row's (rows not: $orphans)" test "$orphans" = 0
 
 for u in "$account" "$guest"; do
 	for k in 1 2 3; do

@@ -168,8 +168,10 @@ $$;
 -- as stored (a TOASTed value by its compressed size; the TOAST chunks' own
 -- tuple headers and all indexes are not counted), summed over the
 -- conversation row, its message rows (chatpersist.messages, where it
--- exists: 2.0) and its history rows.  messages_alone is the sum of
--- pg_column_size of each message of the loaded array (jsonb, uncompressed).
+-- exists: 2.0) and its history rows (2.0: the heads in chatpersist.history
+-- and the message copies in chatpersist.history_messages).  messages_alone
+-- is the sum of pg_column_size of each message of the loaded array (jsonb,
+-- uncompressed).
 CREATE FUNCTION bench.cost_bytes(p_user uuid, p_id text)
 RETURNS TABLE (what text, value bigint)
 LANGUAGE plpgsql AS $$
@@ -186,7 +188,13 @@ BEGIN
 	ELSE
 		RETURN QUERY SELECT 'message_rows', 0::bigint;
 	END IF;
-	RETURN QUERY SELECT 'history_rows', coalesce(sum(pg_column_size(h.*)), 0)::bigint
+	v := 0;
+	IF to_regclass('chatpersist.history_messages') IS NOT NULL THEN
+		EXECUTE 'SELECT coalesce(sum(pg_column_size(m.*)), 0)::bigint FROM chatpersist.history_messages m
+				  WHERE m.user_id = $1 AND m.conversation_id = $2'
+		   INTO v USING p_user, p_id;
+	END IF;
+	RETURN QUERY SELECT 'history_rows', coalesce(sum(pg_column_size(h.*)), 0)::bigint + v
 		FROM chatpersist.history h WHERE h.user_id = p_user AND h.conversation_id = p_id;
 	RETURN QUERY SELECT 'history_versions', count(*)
 		FROM chatpersist.history h WHERE h.user_id = p_user AND h.conversation_id = p_id;
@@ -209,4 +217,10 @@ VACUUM ANALYZE bench.rpm_msg;
 VACUUM ANALYZE bench.cost_mark;
 VACUUM ANALYZE chatpersist.conversations;
 VACUUM ANALYZE chatpersist.history;
+-- 2.0: the message rows and the message copies of history
+SELECT to_regclass('chatpersist.messages') IS NOT NULL AS message_rows \gset
+\if :message_rows
+VACUUM ANALYZE chatpersist.messages;
+VACUUM ANALYZE chatpersist.history_messages;
+\endif
 CHECKPOINT;

@@ -66,4 +66,10 @@ VACUUM ANALYZE bench.pl_conv;
 VACUUM ANALYZE bench.pl_history;
 VACUUM ANALYZE chatpersist.conversations;
 VACUUM ANALYZE chatpersist.history;
+-- 2.0: the message rows and the message copies of history
+SELECT to_regclass('chatpersist.messages') IS NOT NULL AS message_rows \gset
+\if :message_rows
+VACUUM ANALYZE chatpersist.messages;
+VACUUM ANALYZE chatpersist.history_messages;
+\endif
 CHECKPOINT;

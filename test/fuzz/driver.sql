@@ -22,6 +22,15 @@
  * before the call), 'hmin+K' / 'hmax+K' (its oldest / newest archived
  * version).
  *
+ * Symbolic 'pmin+K' / 'pmax+K' are the smallest / largest ordering key
+ * (pos) of the conversation's message rows.
+ *
+ * Storage (2.0): a conversation is its head in chatpersist.conversations
+ * and one row per message in chatpersist.messages; the checks read both
+ * through fuzz.conversations, the 1.x row with its messages array (the
+ * rows that are not removed, in pos order), and archived versions through
+ * chatpersist.conversation_history.
+ *
  * Outcomes: 'ok', or the SQLSTATE the call raised, or 'parse:SQLSTATE'.
  * fuzz.results.info holds the state before the call (so that fuzz.py can
  * predict state-dependent errors such as a stale version) and what the
@@ -72,19 +81,61 @@ $$;
 GRANT USAGE ON SCHEMA chatpersist TO chatpersist_fuzz_client;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatpersist TO chatpersist_fuzz_client;
 GRANT SELECT, INSERT, UPDATE, DELETE ON chatpersist.conversations TO chatpersist_fuzz_client;
+GRANT SELECT, INSERT, UPDATE, DELETE ON chatpersist.messages TO chatpersist_fuzz_client;
 GRANT SELECT ON chatpersist.history TO chatpersist_fuzz_client;
 
 /*
- * Fingerprint of every row of both tables: the number of rows and the
- * newest xmin of each.  Any write (insert, update, or delete) that stays
- * visible changes it: a new row version always gets a transaction id
- * larger than every one before it, and a delete alone lowers the count.
+ * Fingerprint of every row of the tables (the heads, their message rows,
+ * history and its message copies): the number of rows, the newest xmin
+ * and a sum over the rows' places (ctid) of each.  Any write (insert,
+ * update, or delete) that stays visible changes it: a new row version gets
+ * a place of its own (and, in a later transaction, a transaction id larger
+ * than every one before it; within the batch's transaction a write by the
+ * transaction itself may not raise the newest xmin, which its subtransactions'
+ * ids exceed, but it moves the row), and a delete alone lowers the count.
  * So two equal fingerprints mean no row was written in between.
  */
+CREATE FUNCTION fuzz.fp_of(p_count int8, p_xmin int8, p_places int8) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT p_count || ':' || coalesce(p_xmin, 0) || ':' || coalesce(p_places, 0)
+$$;
+
 CREATE FUNCTION fuzz.fp() RETURNS text LANGUAGE sql AS $$
-	SELECT (SELECT count(*) || ':' || coalesce(max(xmin::text::int8), 0) FROM chatpersist.conversations)
+	SELECT (SELECT fuzz.fp_of(count(*), max(xmin::text::int8), sum(hashtext(ctid::text)))
+			FROM chatpersist.conversations)
 		   || '|' ||
-		   (SELECT count(*) || ':' || coalesce(max(xmin::text::int8), 0) FROM chatpersist.history)
+		   (SELECT fuzz.fp_of(count(*), max(xmin::text::int8), sum(hashtext(ctid::text)))
+			FROM chatpersist.history)
+		   || '|' ||
+		   (SELECT fuzz.fp_of(count(*), max(xmin::text::int8), sum(hashtext(ctid::text)))
+			FROM chatpersist.messages)
+		   || '|' ||
+		   (SELECT fuzz.fp_of(count(*), max(xmin::text::int8), sum(hashtext(ctid::text)))
+			FROM chatpersist.history_messages)
+$$;
+
+/*
+ * The conversations as 1.x stored them, one row each with its messages
+ * array: the message rows that are not removed, in pos order (two live
+ * rows never share a pos, see fuzz.sweep; the id only makes a tie that
+ * breaks this deterministic, so that the sweep can name it) (the columns
+ * of chatpersist.conversation, what load_conversation returns, but for
+ * deleted conversations too)
+ */
+CREATE VIEW fuzz.conversations AS
+	SELECT c.user_id, c.id, c.title,
+		   (SELECT coalesce(jsonb_agg(m.message ORDER BY m.pos, m.id), '[]') FROM chatpersist.messages m
+			WHERE m.user_id = c.user_id AND m.conversation_id = c.id AND NOT m.removed) AS messages,
+		   c.metadata, c.version, c.checksum, c.message_count, c.created_at, c.last_modified,
+		   c.deleted, c.change_xid
+	FROM chatpersist.conversations c;
+
+/* A conversation's message rows (removed ones too), for the direct writes to them */
+CREATE FUNCTION fuzz.rows_of(p_user uuid, p_id text) RETURNS jsonb LANGUAGE sql STABLE AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object('id', m.id, 'pos', m.pos, 'removed', m.removed,
+												 'message', m.message, 'added', m.added_version)
+							  ORDER BY m.pos, m.id), '[]')
+	FROM chatpersist.messages m WHERE m.user_id = p_user AND m.conversation_id = p_id
 $$;
 
 /* A size setting's text (1500B, 2kB, 64MB) in bytes */
@@ -186,8 +237,99 @@ BEGIN
 END
 $$;
 
+/*
+ * What a direct write to message rows (sql_minsert, sql_mupdate,
+ * sql_mdelete) must leave, written independently of the C code: each row
+ * the statement writes is a version of its own (a statement that changes n
+ * rows makes n versions), an INSERT appends after the last message unless
+ * it gives a pos, an UPDATE edits, moves, removes (removed = true, the row
+ * kept) or brings back (removed = false) one row, and leaves a row whose
+ * message, pos and presence it does not change as it was (so does setting
+ * anything on a row that stays removed), and a DELETE forgets rows (a
+ * removed one was no part of the array).  p_rows is fuzz.rows_of before
+ * the call, the arguments are the case's (see fuzz.py, row_args and the
+ * sql_m* cases).  Returns {"messages": the array, "k": versions written,
+ * "new": the inserted ids in statement order}.
+ */
+CREATE FUNCTION fuzz.expect_rows(p_rows jsonb, p_meta jsonb, j jsonb[], t text[], i8 int8[], bo bool[])
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	mop		text := p_meta ->> 'mop';
+	sets	jsonb := coalesce(p_meta -> 'set', '[]');
+	res		jsonb;
+	k		int;
+	newids	jsonb := '[]';
+BEGIN
+	IF mop = 'insert' THEN
+		/* the given rows, in statement order; an id a row has is an upsert's */
+		WITH given AS (
+			SELECT e AS message, o AS ord FROM jsonb_array_elements(j[1]) WITH ORDINALITY x(e, o)
+			WHERE (p_meta ->> 'multi')::bool
+			UNION ALL
+			SELECT j[1], 1 WHERE NOT (p_meta ->> 'multi')::bool AND j[1] IS NOT NULL
+		), stored AS (
+			SELECT * FROM jsonb_to_recordset(p_rows) AS r(id text, pos int8, removed bool, message jsonb)
+		), fresh AS (
+			SELECT g.* FROM given g WHERE NOT EXISTS (SELECT FROM stored s WHERE s.id = g.message ->> 'id')
+		), upd AS (	/* ON CONFLICT DO UPDATE SET message = EXCLUDED.message, of a live row */
+			SELECT s.id, g.message FROM given g JOIN stored s ON s.id = g.message ->> 'id'
+			WHERE p_meta ->> 'conflict' = 'update' AND NOT s.removed
+			  AND s.message::text IS DISTINCT FROM g.message::text
+		), arr AS (
+			SELECT coalesce(u.message, s.message) AS message, s.pos::numeric AS k1, s.id AS k2
+			FROM stored s LEFT JOIN upd u ON u.id = s.id WHERE NOT s.removed
+			UNION ALL
+			SELECT f.message,
+				   CASE WHEN p_meta -> 'cols' ? 'pos' AND i8[1] IS NOT NULL THEN i8[1]::numeric
+						ELSE 1e30 + f.ord END, f.message ->> 'id'
+
+			FROM fresh f
+		)
+		SELECT jsonb_build_object(
+			'messages', (SELECT coalesce(jsonb_agg(message ORDER BY k1, k2), '[]') FROM arr),
+			'k', (SELECT count(*) FROM fresh) + (SELECT count(*) FROM upd),
+			'new', (SELECT coalesce(jsonb_agg(message ->> 'id' ORDER BY ord), '[]') FROM fresh),
+			'upd', (SELECT coalesce(jsonb_agg(id), '[]') FROM upd))
+		INTO res;
+		RETURN res;
+	END IF;
+
+	/* UPDATE or DELETE of the rows the WHERE clause names */
+	WITH stored AS (
+		SELECT r.*, (NOT (p_meta ->> 'where_id')::bool OR r.id = t[2]) AS hit
+		FROM jsonb_to_recordset(p_rows) AS r(id text, pos int8, removed bool, message jsonb)
+	), after AS (
+		SELECT s.id, s.removed AS was_removed, s.hit,
+			   CASE WHEN NOT s.hit THEN s.removed
+					WHEN mop = 'delete' THEN true
+					WHEN sets ? 'removed' THEN coalesce(bo[1], false)
+					ELSE s.removed END AS now_removed,
+			   CASE WHEN s.hit AND mop = 'update' AND sets ? 'message' THEN j[1] ELSE s.message END AS new_message,
+			   CASE WHEN s.hit AND mop = 'update' AND sets ? 'pos' AND i8[1] IS NOT NULL THEN i8[1]
+					ELSE s.pos END AS new_pos,
+			   s.message, s.pos
+		FROM stored s
+	), judged AS (
+		SELECT a.*,
+			   a.hit AND NOT (a.was_removed AND a.now_removed)
+			   AND NOT (NOT a.was_removed AND NOT a.now_removed AND a.new_pos = a.pos
+						AND a.new_message::text IS NOT DISTINCT FROM a.message::text) AS changed
+		FROM after a
+	)
+	SELECT jsonb_build_object(
+		'messages', coalesce(jsonb_agg(CASE WHEN changed THEN new_message ELSE message END
+									   ORDER BY CASE WHEN changed THEN new_pos ELSE pos END, id)
+							 FILTER (WHERE NOT now_removed), '[]'),
+		'k', count(*) FILTER (WHERE changed),
+		'new', '[]'::jsonb,
+		'upd', coalesce(jsonb_agg(id) FILTER (WHERE changed), '[]'))
+	INTO res FROM judged;
+	RETURN res;
+END
+$$;
+
 /* Invariants of one stored row: checksum, count, id length */
-CREATE FUNCTION fuzz.row_failures(c chatpersist.conversations) RETURNS text[] LANGUAGE plpgsql AS $$
+CREATE FUNCTION fuzz.row_failures(c fuzz.conversations) RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
 	f text[] := '{}';
 BEGIN
@@ -220,22 +362,63 @@ $$;
 CREATE FUNCTION fuzz.sweep(p_since int8 DEFAULT 0) RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
 	f text[] := '{}';
-	c chatpersist.conversations;
+	c fuzz.conversations;
 BEGIN
 	PERFORM set_config('chatpersist.max_messages', '268435455', true);
 	PERFORM set_config('chatpersist.max_conversation_bytes', '2147483647', true);
-	FOR c IN SELECT * FROM chatpersist.conversations x
-		WHERE x.change_xid::text::int8 >= p_since OR x.xmin::text::int8 >= p_since
+	FOR c IN SELECT x.* FROM fuzz.conversations x JOIN chatpersist.conversations y
+		ON y.user_id = x.user_id AND y.id = x.id
+		WHERE y.change_xid::text::int8 >= p_since OR y.xmin::text::int8 >= p_since
+		   OR EXISTS (SELECT FROM chatpersist.messages m WHERE m.user_id = x.user_id
+					  AND m.conversation_id = x.id AND m.xmin::text::int8 >= p_since)
 	LOOP
 		f := f || fuzz.row_failures(c);
+		/* the read path returns what the rows hold */
+		IF NOT c.deleted AND (SELECT l.messages::text FROM chatpersist.load_conversation(c.user_id, c.id) l)
+			IS DISTINCT FROM c.messages::text THEN
+			f := f || format('row %s: load_conversation returns other messages than the rows', c.id);
+		END IF;
 	END LOOP;
-	f := f || ARRAY(SELECT format('history %s v%s: checksum is not checksum(messages)', conversation_id, version)
-				   FROM chatpersist.history
-				   WHERE xmin::text::int8 >= p_since AND checksum <> chatpersist.checksum(messages));
+	/* every archived version rebuilt (chatpersist.history_messages) matches its head's checksum */
+	f := f || ARRAY(SELECT format('history %s v%s: checksum is not checksum(messages)', a.conversation_id, a.version)
+				   FROM (SELECT DISTINCT user_id, conversation_id FROM chatpersist.history
+						 WHERE xmin::text::int8 >= p_since) k
+				   CROSS JOIN LATERAL chatpersist.conversation_history(k.user_id, k.conversation_id) a
+				   WHERE a.checksum IS DISTINCT FROM chatpersist.checksum(a.messages));
+	f := f || ARRAY(SELECT format('history %s: conversation_history returns versions %s, the heads are %s',
+								  k.conversation_id, a.v, h.v)
+				   FROM (SELECT DISTINCT user_id, conversation_id FROM chatpersist.history
+						 WHERE xmin::text::int8 >= p_since) k
+				   CROSS JOIN LATERAL (SELECT array_agg(version ORDER BY version) AS v
+									   FROM chatpersist.conversation_history(k.user_id, k.conversation_id)) a
+				   CROSS JOIN LATERAL (SELECT array_agg(version ORDER BY version) AS v FROM chatpersist.history x
+									   WHERE x.user_id = k.user_id AND x.conversation_id = k.conversation_id) h
+				   WHERE a.v IS DISTINCT FROM h.v);
 	f := f || ARRAY(SELECT format('history %s v%s: not older than the row''s version %s', h.conversation_id, h.version, x.version)
 				   FROM chatpersist.history h JOIN chatpersist.conversations x
 				   ON x.user_id = h.user_id AND x.id = h.conversation_id
 				   WHERE h.version >= x.version);
+	/* message rows: each of a conversation, keyed by its message's id, hashed and stamped by the server */
+	f := f || ARRAY(SELECT format('message row %s/%s: %s', m.conversation_id, m.id,
+								  CASE WHEN x.id IS NULL THEN 'its conversation does not exist'
+									   WHEN m.id IS DISTINCT FROM m.message ->> 'id' THEN 'its id is not its message''s'
+									   WHEN m.hash <> ('x' || chatpersist.checksum(m.message))::bit(64)::int8
+										   THEN 'its hash is not XXH3 of its message'
+									   ELSE format('stamps added %s, changed %s, conversation version %s',
+												   m.added_version, m.changed_version, x.version) END)
+				   FROM chatpersist.messages m LEFT JOIN chatpersist.conversations x
+				   ON x.user_id = m.user_id AND x.id = m.conversation_id
+				   WHERE m.xmin::text::int8 >= p_since
+					 AND (x.id IS NULL OR m.id IS DISTINCT FROM m.message ->> 'id'
+						  OR m.hash <> ('x' || chatpersist.checksum(m.message))::bit(64)::int8
+						  OR NOT (m.added_version <= m.changed_version AND m.changed_version <= x.version)));
+	/* the array's order is the rows' pos order: no two live rows of a conversation share a pos */
+	f := f || ARRAY(SELECT format('conversation %s: live message rows %s share pos %s', m.conversation_id,
+								  string_agg(m.id, ', ' ORDER BY m.id), m.pos)
+				   FROM chatpersist.messages m
+				   WHERE NOT m.removed AND (m.user_id, m.conversation_id) IN (
+						SELECT user_id, conversation_id FROM chatpersist.messages WHERE xmin::text::int8 >= p_since)
+				   GROUP BY m.user_id, m.conversation_id, m.pos HAVING count(*) > 1);
 	RETURN f;
 END
 $$;
@@ -254,18 +437,20 @@ END
 $$;
 
 /* Resolve a symbolic int8 argument (see the file header) */
-CREATE FUNCTION fuzz.resolve_int8(s text, cur int8, hmin int8, hmax int8) RETURNS int8
+CREATE FUNCTION fuzz.resolve_int8(s text, cur int8, hmin int8, hmax int8, pmin int8, pmax int8) RETURNS int8
 LANGUAGE plpgsql AS $$
 DECLARE
 	m text[];
 	v numeric;
 BEGIN
-	m := regexp_match(s, '^(cur|hmin|hmax)([+-][0-9]+)?$');
+	m := regexp_match(s, '^(cur|hmin|hmax|pmin|pmax)([+-][0-9]+)?$');
 	IF m IS NULL THEN
 		RETURN s::int8;			/* may raise: a parse error of the case */
 	END IF;
 	v := CASE m[1] WHEN 'cur' THEN coalesce(cur, hmax, 0)
 				   WHEN 'hmin' THEN coalesce(hmin, 0)
+				   WHEN 'pmin' THEN coalesce(pmin, 0)
+				   WHEN 'pmax' THEN coalesce(pmax, 0)
 				   ELSE coalesce(hmax, 0) END + coalesce(m[2]::numeric, 0);
 	RETURN least(greatest(v, -9223372036854775808), 9223372036854775807)::int8;
 END
@@ -297,9 +482,12 @@ DECLARE
 	ku			uuid;
 	kt			text;
 	keyed		bool;
-	pre			chatpersist.conversations;
+	pre			fuzz.conversations;
 	pre_found	bool;
-	post		chatpersist.conversations;
+	pre_rows	jsonb;
+	pmin		int8;
+	pmax		int8;
+	post		fuzz.conversations;
 	post_found	bool;
 	hv			int8[];
 	hmin		int8;
@@ -307,7 +495,7 @@ DECLARE
 	fmax		int8;
 	vmax		int8;
 	hcount		int;
-	hrow		chatpersist.history;
+	hrow		chatpersist.archived_version;
 	hrow_found	bool;
 	fp0			text;
 	fp1			text;
@@ -327,6 +515,9 @@ DECLARE
 	expect		jsonb;
 	visible		bool;
 	rr			jsonb;
+	ex			jsonb;
+	nk			int;
+	mcase		bool;
 	ran			int := 0;
 	sess_maxm	text := current_setting('chatpersist.max_messages');
 	sess_maxb	text := current_setting('chatpersist.max_conversation_bytes');
@@ -335,7 +526,8 @@ DECLARE
 	t1			timestamptz;
 	call_ms		float8;
 	writes		text[] := ARRAY['save', 'append', 'delete', 'restore', 'sql_insert',
-								'sql_update', 'sql_delete', 'sql_upsert'];
+								'sql_update', 'sql_delete', 'sql_upsert',
+								'sql_minsert', 'sql_mupdate', 'sql_mdelete'];
 BEGIN
 	FOR c IN SELECT * FROM fuzz.cases
 		WHERE batch = p_batch AND (p_upto IS NULL OR n < p_upto)
@@ -384,9 +576,18 @@ BEGIN
 			pre_found := false;
 			hv := '{}';
 			fmax := NULL;
+			pmin := NULL;
+			pmax := NULL;
+			pre_rows := '[]';
+			mcase := c.fn IN ('sql_minsert', 'sql_mupdate', 'sql_mdelete');
 			IF keyed AND ku IS NOT NULL AND kt IS NOT NULL THEN
-				SELECT * INTO pre FROM chatpersist.conversations WHERE user_id = ku AND id = kt;
+				SELECT * INTO pre FROM fuzz.conversations WHERE user_id = ku AND id = kt;
 				pre_found := FOUND;
+				SELECT min(pos), max(pos) INTO pmin, pmax
+				FROM chatpersist.messages WHERE user_id = ku AND conversation_id = kt;
+				IF mcase THEN
+					pre_rows := fuzz.rows_of(ku, kt);
+				END IF;
 				SELECT coalesce(array_agg(version ORDER BY version), '{}') INTO hv
 				FROM chatpersist.history WHERE user_id = ku AND conversation_id = kt;
 				SELECT version INTO fmax
@@ -402,7 +603,7 @@ BEGIN
 			FOR k IN 1 .. coalesce(array_length(raw_i8, 1), 0) LOOP
 				BEGIN
 					i8 := array_append(i8, CASE WHEN raw_i8[k] IS NULL THEN NULL
-										   ELSE fuzz.resolve_int8(raw_i8[k], pre.version, hmin, hmax) END);
+										   ELSE fuzz.resolve_int8(raw_i8[k], pre.version, hmin, hmax, pmin, pmax) END);
 				EXCEPTION WHEN OTHERS THEN
 					GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
 					outcome := 'parse:' || st;
@@ -419,6 +620,16 @@ BEGIN
 				'hist', to_jsonb(hv),
 				'i8', to_jsonb(i8),
 				'argbytes', (SELECT coalesce(jsonb_agg(pg_column_size(x)), '[]') FROM unnest(j) x));
+			IF mcase THEN
+				/* the message rows by id (removed, md5 of the stored text), for fuzz.py's predictions */
+				info := info || jsonb_build_object('rows', (
+					SELECT coalesce(jsonb_object_agg(r ->> 'id', jsonb_build_array((r ->> 'removed')::bool,
+																					md5((r -> 'message')::text))), '{}')
+					FROM jsonb_array_elements(pre_rows) r));
+				IF pre_found THEN
+					info := jsonb_set(info, '{pre,bytes}', to_jsonb(pg_column_size(pre.messages::text::jsonb)));
+				END IF;
+			END IF;
 			IF c.fn IN ('migrate', 'import') THEN
 				/* a key whose history reached the largest version cannot be created again */
 				info := info || jsonb_build_object('top', EXISTS (
@@ -431,8 +642,7 @@ BEGIN
 			END IF;
 			hrow_found := false;
 			IF keyed AND cardinality(i8) >= 1 AND i8[1] = ANY (hv) THEN
-				SELECT * INTO hrow FROM chatpersist.history
-				WHERE user_id = ku AND conversation_id = kt AND version = i8[1];
+				SELECT * INTO hrow FROM chatpersist.conversation_history(ku, kt) h WHERE h.version = i8[1];
 				hrow_found := FOUND;
 			END IF;
 
@@ -501,7 +711,7 @@ BEGIN
 								SELECT jsonb_build_object('res', res2,
 									'count', max(jsonb_array_length(x.messages)),
 									'bytes', max(pg_column_size(x.messages::text::jsonb)))
-								FROM chatpersist.conversations x
+								FROM fuzz.conversations x
 								WHERE CASE WHEN c.fn IN ('import', 'migrate') THEN x.user_id = u[cardinality(u)]
 										   ELSE x.user_id = ku AND x.id = kt END));
 							IF c.fn = 'append' AND hrow_found AND i8[1] < pre.version THEN
@@ -526,7 +736,7 @@ BEGIN
 					SET LOCAL session_replication_role = origin;
 				END IF;
 				IF outcome = 'ok' AND c.fn = ANY (writes) THEN
-					SELECT * INTO post FROM chatpersist.conversations WHERE user_id = ku AND id = kt;
+					SELECT * INTO post FROM fuzz.conversations WHERE user_id = ku AND id = kt;
 					post_found := FOUND;
 					SELECT count(*) INTO hcount FROM chatpersist.history
 					WHERE user_id = ku AND conversation_id = kt;
@@ -578,8 +788,8 @@ BEGIN
 							f := f || 'last_modified or change_xid not stamped by this write'::text;
 						END IF;
 						IF pre_found AND depth > 0 AND NOT EXISTS (
-							SELECT FROM chatpersist.history h
-							WHERE h.user_id = ku AND h.conversation_id = kt AND h.version = pre.version
+							SELECT FROM chatpersist.conversation_history(ku, kt) h
+							WHERE h.version = pre.version
 							  AND h.checksum = pre.checksum AND h.messages = pre.messages
 							  AND h.title = pre.title AND h.deleted = pre.deleted) THEN
 							f := f || format('the replaced version %s is not in history', pre.version);
@@ -655,7 +865,8 @@ BEGIN
 					IF NOT post_found THEN
 						f := f || 'INSERT succeeded, but there is no row'::text;
 					ELSE
-						IF post.messages::text IS DISTINCT FROM coalesce(j[1], '[]')::text
+						/* a direct INSERT of a conversation is its head: no messages (they are rows) */
+						IF post.messages::text IS DISTINCT FROM '[]'
 							OR post.title IS DISTINCT FROM (CASE WHEN c.meta -> 'cols' ? 'title' THEN t[2] ELSE '' END)
 							OR post.metadata IS DISTINCT FROM (CASE WHEN c.meta -> 'cols' ? 'metadata' THEN j[2] ELSE '{}' END)
 							OR post.deleted IS DISTINCT FROM (CASE WHEN c.meta -> 'cols' ? 'deleted' THEN bo[1] ELSE false END) THEN
@@ -665,12 +876,17 @@ BEGIN
 						 * A restore (pg_dump's rows): the owner inserts a row with
 						 * its own version >= 1 (above every archived version of
 						 * the key: a version never names two contents), a
-						 * last_modified, and the checksum of its messages
+						 * last_modified, and the checksum of its messages.  The
+						 * head's messages are rows of their own, none in this
+						 * statement: the checksum is that of [], and the head
+						 * carries its message_count too (it cannot be counted
+						 * from rows that a restore writes after it)
 						 */
 						restore_ins := NOT c.as_client AND c.meta -> 'cols' ? 'version'
 							AND i8[1] >= 1 AND i8[1] > coalesce(vmax, 0)
 							AND c.meta -> 'cols' ? 'checksum'
-							AND t[3] IS NOT DISTINCT FROM chatpersist.checksum(coalesce(j[1], '[]'))
+							AND t[3] IS NOT DISTINCT FROM chatpersist.checksum('[]')
+							AND c.meta -> 'cols' ? 'message_count' AND i8[2] IS NOT NULL
 							AND NOT (c.meta -> 'cols' ? 'last_modified' AND t[5] IS NULL);
 						info := info || jsonb_build_object('restore', restore_ins);
 						IF restore_ins THEN
@@ -695,6 +911,9 @@ BEGIN
 						END IF;
 					ELSIF NOT post_found THEN
 						f := f || 'the updated row is gone'::text;
+					ELSIF post.messages::text IS DISTINCT FROM pre.messages::text THEN
+						/* the head has no messages column: its UPDATE leaves the message rows alone */
+						f := f || 'a direct UPDATE of the conversation changed its messages'::text;
 					ELSIF c.meta ->> 'upsert' = 'nothing' THEN
 						IF fp1 <> fp0 THEN
 							f := f || 'INSERT ... ON CONFLICT DO NOTHING changed the tables'::text;
@@ -707,7 +926,7 @@ BEGIN
 						 * an ORM's version = stored + 1 writes a version even
 						 * unchanged, when row-level security lets the row be seen
 						 */
-						OR (c.meta -> 'set' ? 'version' AND i8[1] = pre.version + 1
+						OR (c.meta -> 'set' ? 'version' AND i8[1]::numeric = pre.version::numeric + 1
 							AND (NOT c.as_client OR ku IS NOT DISTINCT FROM (c.meta ->> 'client_user')::uuid)) THEN
 						IF post.version::numeric IS DISTINCT FROM pre.version::numeric + 1 THEN
 							f := f || format('content changed, but version went from %s to %s', pre.version, post.version);
@@ -716,8 +935,8 @@ BEGIN
 							f := f || 'UPDATE: created_at not kept or last_modified not stamped'::text;
 						END IF;
 						IF depth > 0 AND NOT EXISTS (
-							SELECT FROM chatpersist.history h
-							WHERE h.user_id = ku AND h.conversation_id = kt AND h.version = pre.version
+							SELECT FROM chatpersist.conversation_history(ku, kt) h
+							WHERE h.version = pre.version
 							  AND h.messages::text = pre.messages::text AND h.replaced_by = 'direct') THEN
 							f := f || format('UPDATE: the replaced version %s is not in history', pre.version);
 						END IF;
@@ -739,12 +958,115 @@ BEGIN
 					IF post_found THEN
 						f := f || 'DELETE succeeded, but the row is still there'::text;
 					ELSIF pre_found AND depth > 0 AND NOT EXISTS (
-						SELECT FROM chatpersist.history h
-						WHERE h.user_id = ku AND h.conversation_id = kt AND h.version = pre.version
+						SELECT FROM chatpersist.conversation_history(ku, kt) h
+						WHERE h.version = pre.version
 						  AND h.replaced_by = 'delete' AND h.messages::text = pre.messages::text) THEN
 						f := f || 'DELETE did not archive the row'::text;
+					ELSIF EXISTS (SELECT FROM chatpersist.messages m WHERE m.user_id = ku AND m.conversation_id = kt) THEN
+						f := f || 'DELETE of a conversation left message rows'::text;
 					ELSIF NOT pre_found AND fp1 <> fp0 THEN
 						f := f || 'a DELETE of no row changed the tables'::text;
+					END IF;
+				END IF;
+
+				/*
+				 * Direct writes to message rows: one version per row changed,
+				 * each row stamped with its own, the array as fuzz.expect_rows
+				 * says, the replaced version archived
+				 */
+				IF outcome = 'ok' AND mcase THEN
+					visible := NOT c.as_client OR ku IS NOT DISTINCT FROM (c.meta ->> 'client_user')::uuid;
+					/* row-level security hides another user's rows: nothing to write */
+					ex := fuzz.expect_rows(CASE WHEN visible THEN pre_rows ELSE '[]' END, c.meta, j, t, i8, bo);
+					IF NOT visible THEN
+						ex := jsonb_set(ex, '{messages}', to_jsonb(pre.messages));
+					END IF;
+					nk := (ex ->> 'k')::int;
+					info := info || jsonb_build_object('k', nk);
+					IF NOT pre_found THEN
+						IF fp1 <> fp0 THEN
+							f := f || format('%s on a conversation that does not exist changed the tables', c.fn);
+						END IF;
+					ELSIF NOT post_found THEN
+						f := f || format('%s: the conversation is gone', c.fn);
+					ELSE
+						IF post.messages::text IS DISTINCT FROM (ex -> 'messages')::text THEN
+							f := f || format('%s: stored messages %s are not the expected %s', c.fn,
+											 left(post.messages::text, 300), left((ex -> 'messages')::text, 300));
+						END IF;
+						IF post.version::numeric IS DISTINCT FROM pre.version::numeric + nk THEN
+							f := f || format('%s changed %s rows, but version went from %s to %s',
+											 c.fn, nk, pre.version, post.version);
+						END IF;
+						IF post.title IS DISTINCT FROM pre.title OR post.metadata IS DISTINCT FROM pre.metadata
+							OR post.deleted IS DISTINCT FROM pre.deleted OR post.created_at IS DISTINCT FROM pre.created_at THEN
+							f := f || format('%s changed the conversation''s title, metadata, deleted or created_at', c.fn);
+						END IF;
+						IF nk = 0 THEN
+							IF (post.version, post.checksum, post.message_count, post.last_modified, post.change_xid)
+								IS DISTINCT FROM
+							   (pre.version, pre.checksum, pre.message_count, pre.last_modified, pre.change_xid)
+								OR hcount <> cardinality(hv) THEN
+								f := f || format('%s changed no message, but changed the head or history', c.fn);
+							END IF;
+						ELSE
+							IF post.last_modified <> now() OR post.change_xid <> pg_current_xact_id() THEN
+								f := f || format('%s: last_modified or change_xid not stamped by this write', c.fn);
+							END IF;
+							/* (each row archives a version: history keeps the last depth of them) */
+							IF depth >= nk AND NOT EXISTS (
+								SELECT FROM chatpersist.conversation_history(ku, kt) h
+								WHERE h.version = pre.version AND h.checksum = pre.checksum
+								  AND h.messages::text = pre.messages::text AND h.replaced_by = 'direct') THEN
+								f := f || format('%s: the replaced version %s is not in history', c.fn, pre.version);
+							END IF;
+							IF hcount > depth THEN
+								f := f || format('history keeps %s versions, history_depth is %s', hcount, depth);
+							END IF;
+							/* each version between holds the array after that many of the rows */
+							IF c.fn = 'sql_minsert' AND depth > 0 THEN
+								f := f || ARRAY(
+									SELECT format('%s: version %s in history does not hold the first %s rows', c.fn, h.version,
+												  h.version - pre.version)
+									FROM chatpersist.conversation_history(ku, kt) h
+									WHERE h.version > pre.version AND h.version < post.version
+									  AND h.messages::text IS DISTINCT FROM
+										  (fuzz.expect_rows(pre_rows, c.meta || jsonb_build_object('multi', true), ARRAY[
+											  (SELECT jsonb_agg(e ORDER BY o) FROM jsonb_array_elements(
+												  CASE WHEN (c.meta ->> 'multi')::bool THEN j[1] ELSE jsonb_build_array(j[1]) END)
+											   WITH ORDINALITY x(e, o) WHERE o <= h.version - pre.version)],
+											  t, i8, bo) -> 'messages')::text);
+							END IF;
+						END IF;
+						/* the rows written carry the versions pre + 1 .. post, one each */
+						IF (SELECT coalesce(array_agg(m.changed_version::numeric ORDER BY m.changed_version), '{}')
+							FROM chatpersist.messages m
+							WHERE m.user_id = ku AND m.conversation_id = kt AND m.changed_version > pre.version)
+							IS DISTINCT FROM
+						   (CASE WHEN c.fn = 'sql_mdelete' THEN '{}'::numeric[]
+								 ELSE ARRAY(SELECT generate_series(pre.version::numeric + 1, post.version::numeric)) END) THEN
+							f := f || format('%s: the rows changed are not stamped one version each (%s..%s)',
+											 c.fn, pre.version::numeric + 1, post.version);
+						END IF;
+						f := f || ARRAY(
+							SELECT format('%s: inserted row %s has stamps %s/%s, expected %s', c.fn, m.id,
+										  m.added_version, m.changed_version, pre.version::numeric + n.o)
+							FROM jsonb_array_elements_text(ex -> 'new') WITH ORDINALITY n(id, o)
+							JOIN chatpersist.messages m ON m.user_id = ku AND m.conversation_id = kt AND m.id = n.id
+							WHERE (m.added_version::numeric, m.changed_version::numeric)
+								  IS DISTINCT FROM (pre.version::numeric + n.o, pre.version::numeric + n.o));
+						f := f || ARRAY(
+							SELECT format('%s: updated row %s has added_version %s, was %s', c.fn, m.id,
+										  m.added_version, r ->> 'added')
+							FROM jsonb_array_elements(pre_rows) r
+							JOIN chatpersist.messages m ON m.user_id = ku AND m.conversation_id = kt AND m.id = r ->> 'id'
+							WHERE m.added_version IS DISTINCT FROM (r ->> 'added')::int8);
+						/* a write is held to the limits on the array it leaves */
+						IF nk > 0 AND (jsonb_array_length(post.messages) > maxm
+									  OR pg_column_size(post.messages::text::jsonb) > maxb) THEN
+							f := f || format('%s: accepted an array over the limits (%s messages, %s bytes)', c.fn,
+											 jsonb_array_length(post.messages), pg_column_size(post.messages::text::jsonb));
+						END IF;
 					END IF;
 				END IF;
 
@@ -850,10 +1172,10 @@ BEGIN
 						SELECT format('import: conversation %s missing or lacks messages', e.key)
 						FROM jsonb_each(c.meta -> 'convs') e
 						WHERE NOT EXISTS (
-							SELECT FROM chatpersist.conversations x
+							SELECT FROM fuzz.conversations x
 							WHERE x.user_id = u[1] AND x.id = e.key AND NOT x.deleted
 							  AND fuzz.ids(x.messages) @> ARRAY(SELECT jsonb_array_elements_text(e.value))));
-					f := f || ARRAY(SELECT unnest(fuzz.row_failures(x)) FROM chatpersist.conversations x
+					f := f || ARRAY(SELECT unnest(fuzz.row_failures(x)) FROM fuzz.conversations x
 									WHERE x.user_id = u[1]);
 					/* importing the same state again changes nothing (then rolled back) */
 					BEGIN
@@ -878,12 +1200,12 @@ BEGIN
 						SELECT format('migrate: conversation %s missing or lacks messages', e.key)
 						FROM jsonb_each(info -> 'pre_from') e
 						WHERE NOT EXISTS (
-							SELECT FROM chatpersist.conversations x
+							SELECT FROM fuzz.conversations x
 							WHERE x.user_id = u[2] AND x.id = e.key AND NOT x.deleted
 							  AND fuzz.ids(x.messages) @> ARRAY(SELECT jsonb_array_elements_text(e.value))
 							  AND fuzz.ids(x.messages) @> ARRAY(SELECT jsonb_array_elements_text(
 									coalesce(info -> 'pre_to' -> e.key, '[]')))));
-					f := f || ARRAY(SELECT unnest(fuzz.row_failures(x)) FROM chatpersist.conversations x
+					f := f || ARRAY(SELECT unnest(fuzz.row_failures(x)) FROM fuzz.conversations x
 									WHERE x.user_id = u[2]);
 				END IF;
 			EXCEPTION WHEN OTHERS THEN
@@ -910,5 +1232,5 @@ $$;
  */
 CREATE FUNCTION fuzz.user_ids(p_user uuid) RETURNS jsonb LANGUAGE sql AS $$
 	SELECT coalesce(jsonb_object_agg(id, to_jsonb(fuzz.ids(messages))), '{}')
-	FROM chatpersist.conversations WHERE user_id = p_user AND NOT deleted
+	FROM fuzz.conversations WHERE user_id = p_user AND NOT deleted
 $$;

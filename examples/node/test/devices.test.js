@@ -32,7 +32,7 @@ before(async () => {
   await admin.query('GRANT SELECT ON chatpersist.history TO chat_app');
   await admin.query('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatpersist TO chat_app');
   await admin.query('REVOKE EXECUTE ON FUNCTION chatpersist.migrate_user(uuid, uuid), chatpersist.stats() FROM chat_app');
-  await admin.query('TRUNCATE chatpersist.conversations, chatpersist.history');
+  await admin.query('TRUNCATE chatpersist.conversations, chatpersist.history, chatpersist.messages, chatpersist.history_messages');
   pool = new pg.Pool({ user: 'chat_app', max: 6 });
 });
 
