@@ -76,18 +76,22 @@
  * text_hash_room), and the scratch context for numeric_out.  A text that
  * fits in the buffer is hashed with one XXH3_64bits call at the end, which
  * gives the same hash as streaming and costs less.  It lives on the
- * stack of CpHashContainer (XXH3_state_t needs its 64-byte alignment, which
- * palloc would not give).
+ * stack of CpHashContainer.  XXH3_state_t needs 64-byte alignment, which
+ * neither palloc nor every stack gives (AddressSanitizer's fake stack does
+ * not), so the state is placed at the first 64-byte boundary of
+ * state_space, or is a CpArrayHash's, aligned the same way.
  */
 typedef struct CpTextHash
 {
-	XXH3_state_t state;
+	XXH3_state_t *state;		/* 64-byte aligned: in state_space, or a
+								 * CpArrayHash's */
 	bool		streaming;		/* state started: text was fed to it */
 	char	   *bufend;			/* buf + CP_HASH_BUFSIZE */
 	const char *limit;			/* end of the jsonb bytes being walked */
 	MemoryContext numcxt;		/* created at the first number, or NULL */
 	int			nnumbers;		/* numbers printed since the last reset */
 	char		buf[CP_HASH_BUFSIZE + CP_HASH_SLACK];
+	char		state_space[sizeof(XXH3_state_t) + 64];
 } CpTextHash;
 
 /*
@@ -160,11 +164,11 @@ text_hash_flush(CpTextHash *th, char *dst)
 {
 	if (!th->streaming)
 	{
-		XXH3_INITSTATE(&th->state);
-		(void) XXH3_64bits_reset(&th->state);
+		XXH3_INITSTATE(th->state);
+		(void) XXH3_64bits_reset(th->state);
 		th->streaming = true;
 	}
-	(void) XXH3_64bits_update(&th->state, th->buf, dst - th->buf);
+	(void) XXH3_64bits_update(th->state, th->buf, dst - th->buf);
 	return th->buf;
 }
 
@@ -180,7 +184,7 @@ text_hash_bytes(CpTextHash *th, char *dst, const char *data, size_t len)
 		dst = text_hash_flush(th, dst);
 		if (len >= CP_HASH_BUFSIZE)
 		{
-			(void) XXH3_64bits_update(&th->state, data, len);
+			(void) XXH3_64bits_update(th->state, data, len);
 			return dst;
 		}
 	}
@@ -484,6 +488,7 @@ CpHashContainer(JsonbContainer *jc, Size len)
 	uint64		hash;
 	char	   *dst;
 
+	th.state = (XXH3_state_t *) TYPEALIGN(64, th.state_space);
 	th.streaming = false;
 	th.bufend = th.buf + CP_HASH_BUFSIZE;
 	th.limit = (const char *) jc + len;
@@ -497,8 +502,8 @@ CpHashContainer(JsonbContainer *jc, Size len)
 		hash = (uint64) XXH3_64bits(th.buf, dst - th.buf);
 	else
 	{
-		(void) XXH3_64bits_update(&th.state, th.buf, dst - th.buf);
-		hash = (uint64) XXH3_64bits_digest(&th.state);
+		(void) XXH3_64bits_update(th.state, th.buf, dst - th.buf);
+		hash = (uint64) XXH3_64bits_digest(th.state);
 	}
 
 	if (th.numcxt != NULL)
@@ -629,15 +634,14 @@ CpArrayHashAdd(CpArrayHash *ah, JsonbContainer *jc, Size len, bool first)
 		(void) XXH3_64bits_update(ah->state, ", ", 2);
 
 	th.streaming = true;
-	memcpy(&th.state, ah->state, sizeof(XXH3_state_t));
+	th.state = ah->state;
 	th.bufend = th.buf + CP_HASH_BUFSIZE;
 	th.limit = (const char *) jc + len;
 	th.numcxt = NULL;
 	th.nnumbers = 0;
 
 	dst = text_hash_container(&th, th.buf, jc);
-	(void) XXH3_64bits_update(&th.state, th.buf, dst - th.buf);
-	memcpy(ah->state, &th.state, sizeof(XXH3_state_t));
+	(void) XXH3_64bits_update(th.state, th.buf, dst - th.buf);
 	if (th.numcxt != NULL)
 		MemoryContextDelete(th.numcxt);
 }
