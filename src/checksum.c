@@ -605,6 +605,8 @@ array_hash_alloc(void)
 
 	ah->raw = palloc(sizeof(XXH3_state_t) + 64);
 	ah->state = (XXH3_state_t *) TYPEALIGN(64, ah->raw);
+	/* defined bytes throughout: a saved state may carry unused buffer bytes */
+	memset(ah->state, 0, sizeof(XXH3_state_t));
 	XXH3_INITSTATE(ah->state);
 	(void) XXH3_64bits_reset(ah->state);
 	return ah;
