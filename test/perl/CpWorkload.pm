@@ -489,15 +489,25 @@ sub update
 				$st->{version}, @$cv
 			],
 			[
+				# only onto the version read, which the UPDATE above holds
+				# (if the UPDATE found no live row, the conversation may have
+				# been revived since with other content)
 				'INSERT INTO chatpersist.messages (user_id, conversation_id, message) '
 				  . 'SELECT $1::uuid, $2, $3::jsonb FROM chatpersist.conversations '
-				  . 'WHERE user_id = $1::uuid AND id = $2 AND NOT deleted',
-				@$cv, $msg
+				  . 'WHERE user_id = $1::uuid AND id = $2 AND NOT deleted AND version = $4',
+				@$cv, $msg, $st->{version}
 			],
+			# (under READ COMMITTED each statement sees the newest commits: the
+			# conversation may be deleted for the INSERT and revived by another
+			# client for this SELECT, so the write counts only if its own
+			# message row is there)
 			[
-				'SELECT \'direct\' AS status, version, checksum FROM chatpersist.conversations '
-				  . 'WHERE user_id = $1::uuid AND id = $2 AND NOT deleted AND version > $3',
-				@$cv, $st->{version}
+				'SELECT \'direct\' AS status, c.version, c.checksum FROM chatpersist.conversations c '
+				  . 'WHERE c.user_id = $1::uuid AND c.id = $2 AND NOT c.deleted AND c.version > $3 '
+				  . 'AND EXISTS (SELECT FROM chatpersist.messages m WHERE m.user_id = c.user_id '
+				  . 'AND m.conversation_id = c.id AND m.id = $4 AND NOT m.removed '
+				  . 'AND m.changed_version = c.version)',
+				@$cv, $st->{version}, $id
 			]);
 		if ($r && defined $r->{version})
 		{
