@@ -1513,7 +1513,15 @@ class Generator:
     # an INSERT of several rows, their array), t[2] the id column (INSERT)
     # or the id the WHERE clause names (UPDATE, DELETE), i8[1] pos, bo[1]
     # removed.  The driver gives the rows before the call in info["rows"]:
-    # {id: [removed, md5 of the stored message's text]}.
+    # {id: [removed, md5 of the stored message's text, pos]}.
+    #
+    # Two messages of the array never share a pos: a row that would take
+    # the pos of another live row of its conversation (an INSERT at a given
+    # pos, a removed row brought back) is refused, 23505.  An INSERT of an
+    # id that has a row already (that the caller can see) writes nothing in
+    # the guard trigger: a plain INSERT then fails on the primary key
+    # (23505, whatever the conversation's state), ON CONFLICT DO NOTHING
+    # skips the row and ON CONFLICT DO UPDATE is the UPDATE of that row.
 
     def msg_target(self, u, cid):
         """An id of the conversation's messages as a device knows them, or a new one."""
@@ -1671,30 +1679,42 @@ class Generator:
                 return {"22023"}                  # jsonb_array_elements of a non-array
             possible = set()
             version = pre["version"] if pre else 0
-            seen = set(rows)
+            # the ids the guard trigger finds (with the caller's rights: a
+            # client sees none of another user's rows)
+            seen = set(rows) if visible and not keyfault else set()
+            live_pos = {v[2]: i for i, v in rows.items() if not v[0]}
             for e in elems:
                 f = self.elem_fault(e, rowids)
                 if f:
                     return possible | {f}
                 if keyfault == "null":
                     return possible | {"22004"}
-                if keyfault or not pre or not visible:
-                    return possible | {"23503"}   # no conversation (row-level security hides it)
-                if pre["deleted"]:
-                    return possible | {"55000"}
                 mid = e.get("id")
-                if mid in seen and conflict == "nothing":
-                    continue                      # skipped: nothing is written
-                if mid in seen and conflict == "update":
+                if mid in seen:
+                    # the trigger writes nothing for an id that has a row
+                    if conflict is None:
+                        return possible | {"23505"}   # the primary key
+                    if conflict == "nothing":
+                        continue                  # skipped: nothing is written
                     if rows.get(mid, [False])[0] or \
                             rows.get(mid, [None, None])[1] == hashlib.md5(canon(e).encode()).hexdigest():
                         continue                  # a removed row stays removed; the same message changes nothing
+                    # ON CONFLICT DO UPDATE: the UPDATE of the row, at its pos
+                    if pre["deleted"]:
+                        return possible | {"55000"}
+                else:
+                    if keyfault or not pre or not visible:
+                        return possible | {"23503"}   # no conversation (row-level security hides it)
+                    if pre["deleted"]:
+                        return possible | {"55000"}
+                    if "pos" in c.meta["cols"] and info["i8"] and info["i8"][0] is not None:
+                        taker = live_pos.get(info["i8"][0])
+                        if taker is not None and taker != mid:
+                            return possible | {"23505"}   # another live message has that pos
                 if c.limits_lowered:
                     possible.add("54000")
                 if version >= INT64_MAX:
                     return possible | {"22003"}
-                if mid in seen and conflict is None:
-                    return possible | {"23505"}
                 seen.add(mid)
                 version += 1
             return possible | {"ok"}
@@ -1771,8 +1791,9 @@ class Generator:
             definite = set()
             possible = set()
             changes = 0
+            live_pos = {v[2] for v in rows.values() if not v[0]}
             for i in hit:
-                was_removed, digest = rows[i]
+                was_removed, digest, pos = rows[i]
                 now_removed = ("remove" in what) if "removed" in setnames else was_removed
                 if was_removed and now_removed:
                     continue                      # no part of the array: left as it was
@@ -1787,6 +1808,14 @@ class Generator:
                 if pre["deleted"]:
                     definite.add("55000")
                     continue
+                if was_removed and not now_removed:
+                    # brought back at its pos: refused when another live
+                    # message has it (one brought back by this statement
+                    # too, in whichever order the rows come)
+                    if pos in live_pos:
+                        definite.add("23505")
+                        continue
+                    live_pos.add(pos)
                 if c.limits_lowered:
                     possible.add("54000")
                 if pre["version"] + changes >= INT64_MAX:
