@@ -128,7 +128,10 @@ chatpersist_messages_guard(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
-		/* A removed row is no part of the array: forgetting it changes nothing */
+		/*
+		 * A removed row is no part of the array: forgetting it changes
+		 * nothing
+		 */
 		if (!DatumGetBool(heap_getattr(oldtup, cols.removed, desc, &isnull)))
 		{
 			pos = 0;

@@ -496,6 +496,7 @@ CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given, CpNewContent *nc
 		/* the rows may be newer than an unlocked head: let the lock decide */
 		if (!locked)
 			return false;
+
 		/*
 		 * Rebuild the summary from the rows.  The checksum and count come
 		 * from the rows too: a head restored (or loaded) with values that do

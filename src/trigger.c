@@ -238,8 +238,8 @@ guard_insert(Relation rel, HeapTuple newtup, GuardColumns *cols)
 
 	/*
 	 * A restore keeps the row's version, timestamps and summary; anything
-	 * else gets them computed.  Only the change cursor is always new: a
-	 * stamp from another cluster means nothing in this one.
+	 * else gets them computed.  Only the change cursor is always new: a stamp
+	 * from another cluster means nothing in this one.
 	 */
 	if (!trusted && !key_null && is_restore(rel, newtup, cols, user_id, id))
 	{
