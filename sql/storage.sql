@@ -117,3 +117,14 @@ SELECT count(*) FILTER (WHERE removed) AS removed, count(*) AS rows
 -- and a plain DELETE of the head takes its rows with it
 DELETE FROM chatpersist.conversations WHERE user_id = '00000000-0000-4000-8000-00000000a002';
 SELECT count(*) AS rows_left FROM chatpersist.messages WHERE user_id = '00000000-0000-4000-8000-00000000a002';
+
+-- 6. A head restored with a checksum and count that its rows do not have
+-- (the rows are restored apart, so a restore cannot compare them) is put
+-- right by its next append, even one of nothing
+INSERT INTO chatpersist.conversations (user_id, id, title, version, checksum, message_count, last_modified)
+VALUES ('00000000-0000-4000-8000-00000000a004', 'restored', 't', 5, '09ecd2756b919163', 3, now());
+SELECT status, version, checksum = chatpersist.checksum('[]') AS checksum_ok, message_count
+  FROM chatpersist.append_messages('00000000-0000-4000-8000-00000000a004', 'restored', '[]', 5);
+SELECT version, checksum = chatpersist.checksum('[]') AS checksum_ok, message_count
+  FROM chatpersist.conversations WHERE user_id = '00000000-0000-4000-8000-00000000a004';
+SELECT status, version FROM chatpersist.append_messages('00000000-0000-4000-8000-00000000a004', 'restored', '[]', 6);

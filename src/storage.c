@@ -492,6 +492,7 @@ CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given, CpNewContent *nc
 	{
 		CpNewContent whole = {0};
 		CpMessageArray stored;
+		char		stored_checksum[CP_CHECKSUM_LEN + 1];
 
 		/* the rows may be newer than an unlocked head: let the lock decide */
 		if (!locked)
@@ -500,7 +501,8 @@ CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given, CpNewContent *nc
 		/*
 		 * Rebuild the summary from the rows.  The checksum and count come
 		 * from the rows too: a head restored (or loaded) with values that do
-		 * not match its rows is put right by its next write.
+		 * not match its rows is put right by this write (even an append of
+		 * nothing, whose checksum then differs from the stored one).
 		 */
 		CpParseMessages(CpStoredMessages(row), "the stored conversation", false, &stored);
 		CpStorageSummary(row->messages, stored.nmsgs, &whole);
@@ -508,10 +510,13 @@ CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given, CpNewContent *nc
 		row->array_length = whole.array_length;
 		row->array_bytes = whole.array_bytes;
 		row->message_count = stored.nlive;
+		strcpy(stored_checksum, row->checksum);
 		CpChecksumJsonb(row->messages, row->checksum);
 		if (!summary_checks(row, &ah))
 			elog(ERROR, "chatpersist: the running hash of conversation \"%s\" does not continue its array",
 				 text_to_cstring(row->conversation_id));
+		/* the head keeps what it stored: a checksum that differs is a change to write */
+		strcpy(row->checksum, stored_checksum);
 	}
 
 	/*
