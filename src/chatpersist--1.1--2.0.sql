@@ -27,6 +27,7 @@ CREATE TABLE @extschema@.messages (
 	added_version	pg_catalog.int8 NOT NULL,
 	changed_version	pg_catalog.int8 NOT NULL,
 	removed			pg_catalog.bool NOT NULL DEFAULT false,
+	accepted		pg_catalog.int8[],
 	CONSTRAINT messages_pkey PRIMARY KEY (user_id, conversation_id, id),
 	CONSTRAINT messages_id_length
 		CHECK (pg_catalog.octet_length(id) OPERATOR(pg_catalog.>=) 1
@@ -47,6 +48,8 @@ COMMENT ON COLUMN @extschema@.messages.changed_version IS
 	'The conversation version at which the current copy, its position or its removal was written';
 COMMENT ON COLUMN @extschema@.messages.removed IS
 	'Removed from the array by a write; the row is kept as memory of the id';
+COMMENT ON COLUMN @extschema@.messages.accepted IS
+	'Hashes of earlier copies the server accepted for this id (the first and the last 15; computed, never taken from a client): a save or append that sends one of them again is a replay and changes nothing';
 
 CREATE TABLE @extschema@.history_messages (
 	user_id			pg_catalog.uuid NOT NULL,
@@ -138,6 +141,26 @@ SELECT h.user_id, h.conversation_id, e.m OPERATOR(pg_catalog.->>) 'id',
 	   e.ord OPERATOR(pg_catalog.<<) 16, e.m
   FROM @extschema@.history h,
 	   pg_catalog.jsonb_array_elements(h.messages) WITH ORDINALITY AS e (m, ord);
+
+-- The retry memory starts with the copies history kept: every other copy of
+-- an id, oldest first (the first and the last 15, as writes keep it)
+UPDATE @extschema@.messages m
+   SET accepted = a.hashes[1:1] OPERATOR(pg_catalog.||)
+				  a.hashes[GREATEST(2, pg_catalog.cardinality(a.hashes) OPERATOR(pg_catalog.-) 14):]
+  FROM (SELECT x.user_id, x.conversation_id, x.id,
+			   pg_catalog.array_agg(x.hash ORDER BY x.first_seen) AS hashes
+		  FROM (SELECT hm.user_id, hm.conversation_id, hm.id,
+					   ('x' OPERATOR(pg_catalog.||) @extschema@.checksum(hm.message))::pg_catalog.bit(64)::pg_catalog.int8 AS hash,
+					   pg_catalog.min(hm.valid_from) AS first_seen
+				  FROM @extschema@.history_messages hm
+				 GROUP BY 1, 2, 3, 4) x
+		 GROUP BY 1, 2, 3) a
+ WHERE m.user_id OPERATOR(pg_catalog.=) a.user_id
+   AND m.conversation_id OPERATOR(pg_catalog.=) a.conversation_id
+   AND m.id OPERATOR(pg_catalog.=) a.id;
+UPDATE @extschema@.messages
+   SET accepted = NULLIF(pg_catalog.array_remove(accepted, hash), '{}')
+ WHERE accepted IS NOT NULL;
 
 ALTER TABLE @extschema@.conversations ENABLE TRIGGER USER;
 ALTER TABLE @extschema@.conversations ENABLE ALWAYS TRIGGER conversations_restamp;

@@ -54,6 +54,9 @@ struct _SPI_plan;				/* executor/spi.h */
 /* Gap between the ordering keys (pos) of consecutive appended messages */
 #define CP_POS_GAP				(INT64CONST(1) << 16)
 
+/* How many earlier copies of a message its row remembers (accepted) */
+#define CP_ACCEPTED_KEPT		16
+
 /* GUCs (chatpersist.c) */
 extern int	cp_history_depth;
 extern int	cp_max_messages;
@@ -77,6 +80,7 @@ typedef enum CpStat
 	CP_STAT_RESTORES,			/* calls of restore_version that wrote */
 	CP_STAT_MERGES,				/* merges computed by the write functions */
 	CP_STAT_CONFLICTS,			/* message-level conflicts they resolved */
+	CP_STAT_REPLAYS,			/* given copies accepted once before: no change */
 	CP_STAT_STALE_UPDATES,		/* direct UPDATEs refused with 40001 */
 	CP_STAT_INPUTS_REJECTED,	/* calls and writes refused for bad input */
 	CP_STAT_COUNT
@@ -381,6 +385,8 @@ extern bool CpStorageCanAppend(CpStoredRow *row, CpMessageArray *given);
 extern bool CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given,
 								   CpNewContent *nc, bool locked);
 extern bool CpStorageSameMessages(CpStoredRow *row, CpNewContent *nc);
+extern Jsonb *CpStorageStampBase(CpStoredRow *row, int64 version);
+extern int	CpStorageReplays(CpStoredRow *row, CpMessageArray *given, bool *replay);
 extern Jsonb *CpStorageReadArray(Datum user_id, Datum conversation_id,
 								 bool read_only);
 extern void CpStorageRemoveAll(Oid owner, Datum user_id, Datum conversation_id,

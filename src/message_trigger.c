@@ -64,6 +64,7 @@ typedef struct MessageColumns
 	int			added_version;
 	int			changed_version;
 	int			removed;
+	int			accepted;
 } MessageColumns;
 
 static SPIPlanPtr fold_plan = NULL;
@@ -78,6 +79,8 @@ static int64 fold(HeapTuple tup, TupleDesc desc, MessageColumns *cols,
 				  text *id, bool include, bool has_pos, int64 *pos, Jsonb *message,
 				  bool archive_old, int64 *last_pos);
 static bool same_bytes(Datum a, Datum b);
+static HeapTuple remember_copy(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
+							   MessageColumns *cols);
 static bool id_has_row(HeapTuple tup, TupleDesc desc, MessageColumns *cols, text *id);
 static void refuse_taken_pos(pg_uuid_t *user_id, text *conversation_id, text *id,
 							 int64 pos);
@@ -99,9 +102,9 @@ chatpersist_messages_guard(PG_FUNCTION_ARGS)
 	MessageColumns cols;
 	HeapTuple	oldtup;
 	HeapTuple	newtup;
-	int			attnums[6];
-	Datum		values[6];
-	bool		nulls[6] = {false};
+	int			attnums[7];
+	Datum		values[7];
+	bool		nulls[7] = {false};
 	bool		isnull;
 	text	   *id;
 	Jsonb	   *message;
@@ -122,7 +125,12 @@ chatpersist_messages_guard(PG_FUNCTION_ARGS)
 	newtup = trigdata->tg_newtuple;
 
 	if (CpMessageWriteTrusted())
-		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? newtup : oldtup);
+	{
+		if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+			return PointerGetDatum(oldtup);
+		lookup_columns(desc, &cols);
+		return PointerGetDatum(remember_copy(oldtup, newtup, desc, &cols));
+	}
 
 	lookup_columns(desc, &cols);
 
@@ -173,7 +181,9 @@ chatpersist_messages_guard(PG_FUNCTION_ARGS)
 			values[4] = isnull ? Int64GetDatum(0) : d;
 			attnums[5] = cols.id;
 			values[5] = PointerGetDatum(id);
-			return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 6, attnums,
+			attnums[6] = cols.accepted;
+			nulls[6] = true;
+			return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 7, attnums,
 															 values, nulls));
 		}
 		{
@@ -219,8 +229,10 @@ chatpersist_messages_guard(PG_FUNCTION_ARGS)
 			}
 			attnums[4] = cols.message;
 			values[4] = JsonbPGetDatum(message);
-			return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 5, attnums,
-															 values, nulls));
+			return PointerGetDatum(remember_copy(oldtup,
+												 heap_modify_tuple_by_cols(newtup, desc, 5, attnums,
+																		   values, nulls),
+												 desc, &cols));
 		}
 
 		version = fold(newtup, desc, &cols, id, !new_removed, true, &pos, message,
@@ -246,8 +258,10 @@ chatpersist_messages_guard(PG_FUNCTION_ARGS)
 		attnums[5] = cols.message;
 		values[5] = JsonbPGetDatum(message);
 		nulls[2] = nulls[3] = nulls[4] = nulls[5] = false;
-		return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 6, attnums,
-														 values, nulls));
+		return PointerGetDatum(remember_copy(oldtup,
+											 heap_modify_tuple_by_cols(newtup, desc, 6, attnums,
+																	   values, nulls),
+											 desc, &cols));
 	}
 
 	/* INSERT: the computed columns */
@@ -262,8 +276,68 @@ chatpersist_messages_guard(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum(pos);
 	attnums[5] = cols.id;
 	values[5] = PointerGetDatum(id);
-	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 6, attnums,
+	attnums[6] = cols.accepted;
+	nulls[6] = true;
+	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 7, attnums,
 													 values, nulls));
+}
+
+/*
+ * The retry memory of an updated row (accepted): when the update replaces
+ * the copy (its hash changes), the replaced copy's hash joins the copies
+ * accepted before it, of which the first and the last ones are kept
+ * (CP_ACCEPTED_KEPT in all); else the memory stays as it was.  Never what
+ * the writer set.  A replay of any of them changes nothing (save.c).
+ */
+static HeapTuple
+remember_copy(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc,
+			  MessageColumns *cols)
+{
+	bool		isnull;
+	bool		acc_null;
+	int64		old_hash = DatumGetInt64(heap_getattr(oldtup, cols->hash, desc, &isnull));
+	int64		new_hash = DatumGetInt64(heap_getattr(newtup, cols->hash, desc, &isnull));
+	Datum		acc = heap_getattr(oldtup, cols->accepted, desc, &acc_null);
+	int			attnum = cols->accepted;
+
+	if (old_hash == new_hash)
+	{
+		bool		was_null;
+		Datum		was = heap_getattr(newtup, cols->accepted, desc, &was_null);
+
+		/* the writer left the memory alone (as storage.c's writes do) */
+		if (was_null == acc_null && (acc_null || same_bytes(was, acc)))
+			return newtup;
+	}
+	else
+	{
+		Datum	   *elems = NULL;
+		int			n = 0;
+		Datum	   *kept;
+		int			nkept = 0;
+		bool		known = false;
+
+		if (!acc_null)
+			deconstruct_array(DatumGetArrayTypeP(acc), INT8OID, 8, FLOAT8PASSBYVAL,
+							  TYPALIGN_DOUBLE, &elems, NULL, &n);
+		for (int i = 0; i < n && !known; i++)
+			known = (DatumGetInt64(elems[i]) == old_hash);
+		if (!known)
+		{
+			kept = palloc(sizeof(Datum) * (n + 1));
+			for (int i = 0; i < n; i++)
+			{
+				/* the first copy, then the newest ones */
+				if (i == 0 || i > n - CP_ACCEPTED_KEPT + 1)
+					kept[nkept++] = elems[i];
+			}
+			kept[nkept++] = Int64GetDatum(old_hash);
+			acc = PointerGetDatum(construct_array(kept, nkept, INT8OID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			acc_null = false;
+		}
+	}
+	return heap_modify_tuple_by_cols(newtup, desc, 1, &attnum, &acc, &acc_null);
 }
 
 /* Find the columns by name, so the trigger follows the table's shape */
@@ -272,12 +346,12 @@ lookup_columns(TupleDesc desc, MessageColumns *cols)
 {
 	static const char *const names[] = {
 		"user_id", "conversation_id", "id", "pos", "message", "hash",
-		"added_version", "changed_version", "removed"
+		"added_version", "changed_version", "removed", "accepted"
 	};
 	int		   *slots[] = {
 		&cols->user_id, &cols->conversation_id, &cols->id, &cols->pos,
 		&cols->message, &cols->hash, &cols->added_version,
-		&cols->changed_version, &cols->removed
+		&cols->changed_version, &cols->removed, &cols->accepted
 	};
 
 	for (size_t i = 0; i < lengthof(names); i++)

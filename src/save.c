@@ -92,6 +92,10 @@ static void decide_save(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
 static void decide_append(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
 static bool decide_delete(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
 static void decide_restore(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
+static bool merge_base(WriteRequest *req, CpStoredRow *row, CpMessageArray *base);
+static bool drop_replays(WriteRequest *req, CpStoredRow *row, CpMessageArray *fresh);
+static bool replays_of(WriteRequest *req, CpStoredRow *row, bool want_replays,
+					   CpMessageArray *out);
 static void merge_into(CpMessageArray *base, CpStoredRow *row,
 					   CpMessageArray *incoming, CpNewContent *nc);
 static void take_messages(CpNewContent *nc, Jsonb *messages, const char *what);
@@ -530,16 +534,8 @@ decide_save(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 	else
 	{
 		CpMessageArray base;
-		CpArchivedRow ar;
-		bool		has_base = false;
+		bool		has_base = merge_base(req, row, &base);
 
-		if (req->has_expected && req->expected >= 1 &&
-			req->expected < row->version &&
-			CpHistoryFetch(req->user_id, req->conversation_id, req->expected, true, &ar))
-		{
-			CpParseMessages(ar.messages, "the base version", false, &base);
-			has_base = true;
-		}
 		merge_into(has_base ? &base : NULL, row, &req->incoming, nc);
 
 		/* one device's metadata keys do not erase another's */
@@ -577,23 +573,23 @@ decide_append(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 	else if (!req->has_expected || req->expected == row->version)
 	{
 		CpMessageArray stored;
+		CpMessageArray fresh;
 
+		/* the given copies, but those the server accepted once before */
 		CpParseMessages(CpStoredMessages(row), "the stored conversation", false, &stored);
 		nc->status = CP_STATUS_UPDATED;
-		take_messages(nc, CpUpsertMessages(&stored, &req->incoming),
+		take_messages(nc, CpUpsertMessages(&stored,
+										   drop_replays(req, row, &fresh) ? &fresh : &req->incoming),
 					  "the resulting conversation");
 	}
 	else
 	{
 		CpMessageArray base;
 		CpMessageArray seen;
-		CpArchivedRow ar;
 
-		if (req->expected >= 1 && req->expected < row->version &&
-			CpHistoryFetch(req->user_id, req->conversation_id, req->expected, true, &ar))
+		if (merge_base(req, row, &base))
 		{
 			/* The device's view: the version it saw, plus its messages */
-			CpParseMessages(ar.messages, "the base version", false, &base);
 			CpParseMessages(CpUpsertMessages(&base, &req->incoming),
 							"the resulting conversation", true, &seen);
 			merge_into(&base, row, &seen, nc);
@@ -655,6 +651,78 @@ decide_restore(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 	nc->status = CP_STATUS_UPDATED;
 	nc->replaced_by = CP_STATUS_RESTORED;
 	take_messages(nc, ar.messages, "the restored version");
+}
+
+/*
+ * The base of a merge of the request's messages into the locked row, in
+ * *base; returns false when there is none (a union).  For an expected
+ * version older than the row's: that version's array from history, or, once
+ * history no longer holds it, as far as the rows' stamps tell it
+ * (CpStorageStampBase).  Then, for any expected version or none, every
+ * given copy that is a replay (CpStorageReplays) is its own base copy, so
+ * that the merge takes the stored side for it: a copy the server accepted
+ * once never changes the stored state again.
+ */
+static bool
+merge_base(WriteRequest *req, CpStoredRow *row, CpMessageArray *base)
+{
+	Jsonb	   *jb = NULL;
+	CpMessageArray replayed;
+	CpArchivedRow ar;
+
+	if (req->has_expected && req->expected >= 1 && req->expected < row->version)
+	{
+		if (CpHistoryFetch(req->user_id, req->conversation_id, req->expected, true, &ar))
+			jb = ar.messages;
+		else
+			jb = CpStorageStampBase(row, req->expected);
+	}
+	if (replays_of(req, row, true, &replayed))
+	{
+		CpMessageArray onto;
+
+		CpParseMessages(jb ? jb : empty_jsonb(false), "the base version", false, &onto);
+		jb = CpUpsertMessages(&onto, &replayed);
+	}
+	if (jb == NULL)
+		return false;
+	CpParseMessages(jb, "the base version", false, base);
+	return true;
+}
+
+/*
+ * The given messages without the replays among them, in *fresh; returns
+ * false (and leaves *fresh alone) when there is none.
+ */
+static bool
+drop_replays(WriteRequest *req, CpStoredRow *row, CpMessageArray *fresh)
+{
+	return replays_of(req, row, false, fresh);
+}
+
+/*
+ * The request's messages that are replays (want_replays) or those that are
+ * not, as a parsed array in *out; returns false, and leaves *out alone,
+ * when none of them is a replay.
+ */
+static bool
+replays_of(WriteRequest *req, CpStoredRow *row, bool want_replays,
+		   CpMessageArray *out)
+{
+	CpMessageArray *given = &req->incoming;
+	bool	   *replay = palloc(sizeof(bool) * Max(given->nmsgs, 1));
+	CpMessage **pick;
+	int			n = 0;
+
+	if (CpStorageReplays(row, given, replay) == 0)
+		return false;
+	pick = palloc(sizeof(CpMessage *) * given->nmsgs);
+	for (int i = 0; i < given->nmsgs; i++)
+		if (replay[i] == want_replays)
+			pick[n++] = &given->msgs[i];
+	CpStatsAdd(CP_STAT_REPLAYS, want_replays ? n : given->nmsgs - n);
+	CpParseMessages(CpBuildArray(pick, n), "p_messages", false, out);
+	return true;
 }
 
 /*

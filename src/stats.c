@@ -45,6 +45,7 @@ static const char *const stat_names[CP_STAT_COUNT] = {
 	"restores",
 	"merges",
 	"conflicts",
+	"replays",
 	"stale_updates_rejected",
 	"inputs_rejected",
 };

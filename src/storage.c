@@ -96,6 +96,8 @@ static SPIPlanPtr read_plan = NULL;
 static SPIPlanPtr remove_plan = NULL;
 static SPIPlanPtr archive_all_plan = NULL;
 static SPIPlanPtr delete_all_plan = NULL;
+static SPIPlanPtr stamp_base_plan = NULL;
+static SPIPlanPtr memory_plan = NULL;
 
 static bool read_head(pg_uuid_t *user_id, text *conversation_id,
 					  CpStoredRow *row, bool lock);
@@ -562,6 +564,135 @@ CpStorageSameMessages(CpStoredRow *row, CpNewContent *nc)
 	CpParseMessages(nc->messages, "the new conversation", false, &arr);
 	plan_rows(row, &arr, row->version, &w);
 	return w.n == 0 && w.nremove == 0;
+}
+
+/*
+ * The array a device saw at version, as far as the stamps of the locked
+ * conversation's rows tell it (for a merge whose base history no longer
+ * holds; docs/merge.md, "Stamps"): in pos order, every message that was
+ * there at version and whose copy is known, that is
+ *	- a row not removed whose copy was written at or before version: its
+ *	  copy is the one the device saw;
+ *	- a row removed after version: its last copy (the one the device saw,
+ *	  unless it was edited in between, which the retry memory covers).
+ * A message changed after version, or new since, is left out: its base
+ * copy is unknown, and the merge keeps both sides' copies of it.
+ */
+Jsonb *
+CpStorageStampBase(CpStoredRow *row, int64 version)
+{
+	Datum		args[3] = {UUIDPGetDatum(row->user_id),
+	PointerGetDatum(row->conversation_id), Int64GetDatum(version)};
+	CpSavedUser saved;
+	bool		isnull;
+	Datum		d;
+	int			rc;
+
+	if (stamp_base_plan == NULL)
+	{
+		Oid			types[3] = {UUIDOID, TEXTOID, INT8OID};
+
+		stamp_base_plan = CpPrepareKept("SELECT pg_catalog.jsonb_agg(message ORDER BY pos) "
+										"FROM " CP_MESSAGES " "
+										"WHERE user_id OPERATOR(pg_catalog.=) $1 "
+										"AND conversation_id OPERATOR(pg_catalog.=) $2 "
+										"AND added_version OPERATOR(pg_catalog.<=) $3 "
+										"AND CASE WHEN removed "
+										"THEN changed_version OPERATOR(pg_catalog.>) $3 "
+										"ELSE changed_version OPERATOR(pg_catalog.<=) $3 END",
+										3, types);
+	}
+
+	CpBecomeOwner(CpExtensionOwner(), &saved);
+	rc = SPI_execute_plan(stamp_base_plan, args, NULL, false, 1);
+	CpRestoreUser(&saved);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "chatpersist: reading the conversation's message stamps failed");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")));
+	return DatumGetJsonbP(d);
+}
+
+/*
+ * Which of the given messages are replays?  A given copy is a replay when
+ * its id has a row that already accepted that copy once and moved on: a
+ * removed row whose last copy it is, or a row whose retry memory
+ * (accepted) holds its hash while its current copy differs.  Sets
+ * replay[i] for given message i and returns how many are replays.  A
+ * replay changes nothing (CONTRACT.md, Merge: "A retry is harmless").
+ */
+int
+CpStorageReplays(CpStoredRow *row, CpMessageArray *given, bool *replay)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(given->nmsgs, 1));
+	Datum		args[3];
+	CpSavedUser saved;
+	int			nreplay = 0;
+	int			rc;
+
+	if (memory_plan == NULL)
+	{
+		Oid			types[3] = {UUIDOID, TEXTOID, TEXTARRAYOID};
+
+		/* one primary-key probe per given id, as CpStorageCanAppend's */
+		memory_plan = CpPrepareKept("SELECT g.i, m.hash, m.removed, m.accepted "
+									"FROM pg_catalog.unnest($3) WITH ORDINALITY AS g (id, i) "
+									"CROSS JOIN LATERAL (SELECT hash, removed, accepted "
+									"FROM " CP_MESSAGES " m "
+									"WHERE m.user_id OPERATOR(pg_catalog.=) $1 "
+									"AND m.conversation_id OPERATOR(pg_catalog.=) $2 "
+									"AND m.id OPERATOR(pg_catalog.=) g.id) AS m "
+									"WHERE m.removed OR m.accepted IS NOT NULL",
+									3, types);
+	}
+
+	for (int i = 0; i < given->nmsgs; i++)
+	{
+		replay[i] = false;
+		ids[i] = PointerGetDatum(cstring_to_text_with_len(given->msgs[i].id,
+														  given->msgs[i].idlen));
+	}
+	if (row->version == 0 || given->nmsgs == 0)
+		return 0;
+	args[0] = UUIDPGetDatum(row->user_id);
+	args[1] = PointerGetDatum(row->conversation_id);
+	args[2] = text_array(ids, given->nmsgs);
+
+	CpBecomeOwner(CpExtensionOwner(), &saved);
+	rc = SPI_execute_plan(memory_plan, args, NULL, false, 0);
+	CpRestoreUser(&saved);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "chatpersist: reading the given messages' retry memory failed");
+
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			i = (int) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)) - 1;
+		int64		current = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		bool		removed = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		Datum		acc = SPI_getbinval(tup, desc, 4, &isnull);
+		CpMessage  *m = &given->msgs[i];
+		int64		h = (int64) CpHashContainer(m->obj, m->objlen);
+
+		if (h == current)
+			replay[i] = removed;	/* the current copy itself is no change */
+		else if (!isnull)
+		{
+			Datum	   *elems;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(acc), INT8OID, 8, FLOAT8PASSBYVAL,
+							  TYPALIGN_DOUBLE, &elems, NULL, &n);
+			for (int k = 0; k < n && !replay[i]; k++)
+				replay[i] = (DatumGetInt64(elems[k]) == h);
+		}
+		if (replay[i])
+			nreplay++;
+	}
+	return nreplay;
 }
 
 /*

@@ -2,7 +2,7 @@
 -- function signatures, volatility, strictness, the trigger, privileges.
 -- Runs in a database where pgtap and chatpersist are installed.
 BEGIN;
-SELECT plan(238);
+SELECT plan(240);
 
 SELECT has_schema('chatpersist');
 SELECT has_table('chatpersist', 'conversations', 'conversations exists');
@@ -48,16 +48,18 @@ SELECT col_is_pk('chatpersist', 'history', ARRAY['user_id', 'conversation_id', '
 -- messages: one row per message (the array: NOT removed, ORDER BY pos)
 SELECT columns_are('chatpersist', 'messages',
 	ARRAY['user_id', 'conversation_id', 'id', 'pos', 'message', 'hash', 'added_version',
-		  'changed_version', 'removed'],
+		  'changed_version', 'removed', 'accepted'],
 	'messages has exactly the message row''s columns');
 SELECT col_type_is('chatpersist', 'messages', c, t, 'messages.' || c || ' is ' || t)
 FROM (VALUES ('user_id', 'uuid'), ('conversation_id', 'text'), ('id', 'text'), ('pos', 'bigint'),
 			 ('message', 'jsonb'), ('hash', 'bigint'), ('added_version', 'bigint'),
-			 ('changed_version', 'bigint'), ('removed', 'boolean')) v(c, t);
+			 ('changed_version', 'bigint'), ('removed', 'boolean'),
+			 ('accepted', 'bigint[]')) v(c, t);
 SELECT col_not_null('chatpersist', 'messages', c, 'messages.' || c || ' is not null')
 FROM unnest(ARRAY['user_id', 'conversation_id', 'id', 'pos', 'message', 'hash', 'added_version',
 				  'changed_version', 'removed']) c;
 SELECT col_default_is('chatpersist', 'messages', 'removed', false, 'messages.removed defaults to false');
+SELECT col_is_null('chatpersist', 'messages', 'accepted', 'messages.accepted (the retry memory) is NULL until a copy is replaced');
 SELECT col_is_pk('chatpersist', 'messages', ARRAY['user_id', 'conversation_id', 'id'],
 				 'messages primary key (user_id, conversation_id, id)');
 SELECT col_has_check('chatpersist', 'messages', 'id', 'messages.id has a check (1 to 255 bytes)');
