@@ -13,7 +13,7 @@
 # (test/fuzz.sh), the node-postgres client example's tests
 # (examples/node), the differential test against the last 1.x build
 # rebuilt from git history (test/differential.sh) and the upgrade from
-# it (test/upgrade.sh), the lost-update soak (test/soak/soak.pl,
+# it (test/upgrade.sh, from 1.1 and from 1.0), the lost-update soak (test/soak/soak.pl,
 # CP_SOAK_SECONDS, default 40), the Perl TAP tests (test/tap.sh: the crash
 # recovery test with CP_CRASH_CYCLES, default 8, on clusters of their
 # own), a short libFuzzer run of src/canon.h (test/fuzz/run_canon_fuzz.sh),
@@ -165,6 +165,10 @@ echo "== upgrade from the last 1.x release (test/upgrade.sh, a cluster of its ow
 bash test/upgrade.sh 2>&1 | tee .upgrade.log
 record_from_log upgrade .upgrade.log
 
+echo "== upgrade from 1.0 (test/upgrade.sh with UPGRADE_FROM=1.0: the one-step script, a cluster of its own)"
+UPGRADE_FROM=1.0 bash test/upgrade.sh 2>&1 | tee .upgrade_1.0.log
+record_from_log upgrade-1.0 .upgrade_1.0.log upgrade
+
 echo "== lost-update soak (test/soak/soak.pl, ${CP_SOAK_SECONDS:-40} s)"
 createdb chatpersist_soak
 psql -X -q -d chatpersist_soak -c "CREATE EXTENSION chatpersist"
@@ -215,7 +219,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .cursor_moves.log .differential.log .upgrade.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log .fuzz.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .cursor_moves.log .differential.log .upgrade.log .upgrade_1.0.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log .fuzz.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"

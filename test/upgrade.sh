@@ -31,6 +31,9 @@
 #	     of its database taken in step 1.
 #
 # Usage: test/upgrade.sh  (from anywhere; PG_CONFIG as for test/run.sh)
+#	UPGRADE_FROM=1.0 creates the oracle's extension at that version instead
+#	of its default (1.1): the oracle's library runs a 1.0 schema as 1.0
+#	did, and the update takes the one-step script chatpersist--1.0--2.0.sql.
 #
 # Clusters and installs of its own, removed on exit, also on failure.  Ends
 # with
@@ -93,9 +96,9 @@ restart()
 # 1. The old release writes
 cp_oracle_build "$tmpdir/install-root" >/dev/null || bail "could not build the oracle"
 install_root=$tmpdir/install-root/install
-old_version=$(sed -nE "s/^default_version = '(.*)'/\1/p" "$tmpdir/install-root/src/chatpersist.control")
+old_version=${UPGRADE_FROM:-$(sed -nE "s/^default_version = '(.*)'/\1/p" "$tmpdir/install-root/src/chatpersist.control")}
 cp_cluster_start "shared_preload_libraries = 'chatpersist'" >/dev/null || bail "could not start a cluster"
-q "CREATE EXTENSION chatpersist" >/dev/null || bail "CREATE EXTENSION failed on the oracle"
+q "CREATE EXTENSION chatpersist VERSION '$old_version'" >/dev/null || bail "CREATE EXTENSION failed on the oracle"
 "$CP_PGBIN/psql" -X -q -d postgres -f test/upgrade/write.sql >"$tmpdir/write.log" 2>&1 ||
 	{ cat "$tmpdir/write.log"; bail "the oracle could not write test/upgrade/write.sql"; }
 snapshot before || { cat "$tmpdir/before.snap"; bail "the snapshot failed on the oracle"; }
@@ -160,6 +163,9 @@ check "... changes_since still answers as the oracle did" \
 
 # 3. ALTER EXTENSION UPDATE
 new_version=$(sed -nE "s/^default_version = '(.*)'/\1/p" "$top/chatpersist.control")
+check "the update from $old_version to $new_version is one script" \
+	test "$(q "SELECT path FROM pg_extension_update_paths('chatpersist')
+				WHERE source = '$old_version' AND target = '$new_version'")" = "$old_version--$new_version"
 check "ALTER EXTENSION chatpersist UPDATE runs" q "ALTER EXTENSION chatpersist UPDATE"
 check "the extension is at $new_version (was $old_version)" \
 	test "$(q "SELECT extversion FROM pg_extension WHERE extname = 'chatpersist'")" = "$new_version"
