@@ -152,6 +152,74 @@ CREATE FUNCTION fuzz.rows_of(p_user uuid, p_id text) RETURNS jsonb LANGUAGE sql 
 	FROM chatpersist.messages m WHERE m.user_id = p_user AND m.conversation_id = p_id
 $$;
 
+/* What a merge reads of the message rows (stamps, hashes, retry memory) */
+CREATE FUNCTION fuzz.memory_of(p_user uuid, p_id text) RETURNS jsonb LANGUAGE sql STABLE AS $$
+	SELECT coalesce(jsonb_agg(jsonb_build_object('id', m.id, 'pos', m.pos, 'removed', m.removed,
+												 'message', m.message, 'hash', m.hash,
+												 'added', m.added_version, 'changed', m.changed_version,
+												 'accepted', coalesce(m.accepted, '{}'))
+							  ORDER BY m.pos, m.id), '[]')
+	FROM chatpersist.messages m WHERE m.user_id = p_user AND m.conversation_id = p_id
+$$;
+
+/* The 64-bit hash a message row keeps of its message */
+CREATE FUNCTION fuzz.hash(m jsonb) RETURNS int8 LANGUAGE sql IMMUTABLE AS $$
+	SELECT ('x' || chatpersist.checksum(m))::bit(64)::int8
+$$;
+
+/*
+ * The given copies that 2.0 takes for replays (docs/merge.md, "Retries"),
+ * written independently of the C code: the id's row accepted the copy
+ * before and moved on (its removed last copy, or a remembered one that is
+ * not the current copy).
+ */
+CREATE FUNCTION fuzz.replays(p_mem jsonb, p_given jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+	SELECT coalesce(jsonb_agg(g.e ORDER BY g.ord), '[]')
+	FROM jsonb_array_elements(p_given) WITH ORDINALITY g(e, ord)
+	JOIN jsonb_array_elements(p_mem) r ON r ->> 'id' = g.e ->> 'id'
+	WHERE CASE WHEN (r ->> 'removed')::bool
+			   THEN fuzz.hash(g.e) = (r ->> 'hash')::int8
+					OR fuzz.hash(g.e) IN (SELECT jsonb_array_elements_text(r -> 'accepted')::int8)
+			   ELSE fuzz.hash(g.e) <> (r ->> 'hash')::int8
+					AND fuzz.hash(g.e) IN (SELECT jsonb_array_elements_text(r -> 'accepted')::int8) END
+$$;
+
+/* p_given without the copies of p_drop (by canonical text) */
+CREATE FUNCTION fuzz.without(p_given jsonb, p_drop jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+	SELECT coalesce(jsonb_agg(g.e ORDER BY g.ord), '[]')
+	FROM jsonb_array_elements(p_given) WITH ORDINALITY g(e, ord)
+	WHERE g.e::text NOT IN (SELECT d::text FROM jsonb_array_elements(p_drop) d)
+$$;
+
+/*
+ * 2.0's merge base for a save or append at expected version p_e (NULL:
+ * none) to a live conversation at p_version, written independently of the
+ * C code (docs/merge.md, "Stamps" and "Retries"): the version's array from
+ * history (p_hist), else, for a stale version history lost, the rows whose
+ * stamps say the device saw their copy; then every replay is its own base
+ * copy.  NULL: no base (a union).
+ */
+CREATE FUNCTION fuzz.merge_base(p_mem jsonb, p_hist jsonb, p_e int8, p_version int8, p_given jsonb)
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	base	jsonb := NULL;
+	rep		jsonb := fuzz.replays(p_mem, p_given);
+BEGIN
+	IF p_e IS NOT NULL AND p_e >= 1 AND p_e < p_version THEN
+		base := coalesce(p_hist, (
+			SELECT coalesce(jsonb_agg(r -> 'message' ORDER BY (r ->> 'pos')::int8), '[]')
+			FROM jsonb_array_elements(p_mem) r
+			WHERE (r ->> 'added')::int8 <= p_e
+			  AND CASE WHEN (r ->> 'removed')::bool THEN (r ->> 'changed')::int8 > p_e
+					   ELSE (r ->> 'changed')::int8 <= p_e END));
+	END IF;
+	IF jsonb_array_length(rep) > 0 THEN
+		base := fuzz.upsert(coalesce(base, '[]'), rep);
+	END IF;
+	RETURN base;
+END
+$$;
+
 /* A size setting's text (1500B, 2kB, 64MB) in bytes */
 CREATE FUNCTION fuzz.bytes(s text) RETURNS int LANGUAGE sql IMMUTABLE AS $$
 	SELECT (m[1]::int8 * CASE m[2] WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576
@@ -614,6 +682,8 @@ BEGIN
 				FROM chatpersist.messages WHERE user_id = ku AND conversation_id = kt;
 				IF mcase THEN
 					pre_rows := fuzz.rows_of(ku, kt);
+				ELSIF c.fn IN ('save', 'append') THEN
+					pre_rows := fuzz.memory_of(ku, kt);
 				END IF;
 				SELECT coalesce(array_agg(version ORDER BY version), '{}') INTO hv
 				FROM chatpersist.history WHERE user_id = ku AND conversation_id = kt;
@@ -664,9 +734,29 @@ BEGIN
 					SELECT FROM chatpersist.history WHERE version = 9223372036854775807) OR EXISTS (
 					SELECT FROM chatpersist.conversations WHERE version = 9223372036854775807));
 			END IF;
+			IF c.fn = 'import' AND cardinality(u) >= 1 AND u[1] IS NOT NULL THEN
+				/* given copies the user's live conversation accepted once: replays, not imported */
+				info := info || jsonb_build_object('replayed', (
+					SELECT coalesce(jsonb_object_agg(e.key, (
+							   SELECT coalesce(jsonb_agg(r ->> 'id'), '[]')
+							   FROM jsonb_array_elements(fuzz.replays(fuzz.memory_of(u[1], e.key),
+																	  (e.value #>> '{}')::jsonb)) r)), '{}')
+					FROM jsonb_each(coalesce(c.meta -> 'copies', '{}')) e
+					WHERE EXISTS (SELECT FROM fuzz.conversations a
+								  WHERE a.user_id = u[1] AND a.id = e.key AND NOT a.deleted)));
+			END IF;
 			IF c.fn = 'migrate' AND cardinality(u) = 2 AND u[1] IS NOT NULL AND u[2] IS NOT NULL THEN
 				info := info || jsonb_build_object('pre_from', fuzz.user_ids(u[1]),
 												   'pre_to', fuzz.user_ids(u[2]));
+				/* guest copies the account's live conversation accepted once: replays, not moved */
+				info := info || jsonb_build_object('replayed', (
+					SELECT coalesce(jsonb_object_agg(g.id, (
+							   SELECT coalesce(jsonb_agg(r ->> 'id'), '[]')
+							   FROM jsonb_array_elements(fuzz.replays(fuzz.memory_of(u[2], g.id), g.messages)) r)), '{}')
+					FROM fuzz.conversations g
+					WHERE g.user_id = u[1] AND NOT g.deleted
+					  AND EXISTS (SELECT FROM fuzz.conversations a
+								  WHERE a.user_id = u[2] AND a.id = g.id AND NOT a.deleted)));
 			END IF;
 			hrow_found := false;
 			IF keyed AND cardinality(i8) >= 1 AND i8[1] = ANY (hv) THEN
@@ -851,7 +941,10 @@ BEGIN
 
 						/* What the content must be, by function and status */
 						base := NULL;
-						IF hrow_found AND i8[1] >= 1 AND i8[1] < pre.version THEN
+						IF c.fn IN ('save', 'append') AND pre_found AND NOT pre.deleted THEN
+							base := fuzz.merge_base(pre_rows, CASE WHEN hrow_found THEN hrow.messages END,
+													i8[1], pre.version, j[1]);
+						ELSIF hrow_found AND i8[1] >= 1 AND i8[1] < pre.version THEN
 							base := hrow.messages;
 						END IF;
 						expect := NULL;
@@ -874,7 +967,7 @@ BEGIN
 							IF st = 'created' THEN
 								expect := j[1];
 							ELSIF st = 'updated' THEN
-								expect := fuzz.upsert(pre.messages, j[1]);
+								expect := fuzz.upsert(pre.messages, fuzz.without(j[1], fuzz.replays(pre_rows, j[1])));
 							ELSIF st = 'merged' AND base IS NOT NULL THEN
 								expect := chatpersist.merge_messages(base, pre.messages, fuzz.upsert(base, j[1]));
 							ELSIF st = 'merged' THEN
@@ -1213,7 +1306,10 @@ BEGIN
 						WHERE NOT EXISTS (
 							SELECT FROM fuzz.conversations x
 							WHERE x.user_id = u[1] AND x.id = e.key AND NOT x.deleted
-							  AND fuzz.ids(x.messages) @> ARRAY(SELECT jsonb_array_elements_text(e.value))));
+							  AND fuzz.ids(x.messages) @> ARRAY(SELECT jsonb_array_elements_text(e.value)
+																 EXCEPT
+																 SELECT jsonb_array_elements_text(
+																	coalesce(info -> 'replayed' -> e.key, '[]')))));
 					f := f || ARRAY(SELECT unnest(fuzz.row_failures(x)) FROM fuzz.conversations x
 									WHERE x.user_id = u[1]);
 					/* importing the same state again changes nothing (then rolled back) */
@@ -1241,7 +1337,10 @@ BEGIN
 						WHERE NOT EXISTS (
 							SELECT FROM fuzz.conversations x
 							WHERE x.user_id = u[2] AND x.id = e.key AND NOT x.deleted
-							  AND fuzz.ids(x.messages) @> ARRAY(SELECT jsonb_array_elements_text(e.value))
+							  AND fuzz.ids(x.messages) @> ARRAY(SELECT jsonb_array_elements_text(e.value)
+																 EXCEPT
+																 SELECT jsonb_array_elements_text(
+																	coalesce(info -> 'replayed' -> e.key, '[]')))
 							  AND fuzz.ids(x.messages) @> ARRAY(SELECT jsonb_array_elements_text(
 									coalesce(info -> 'pre_to' -> e.key, '[]')))));
 					f := f || ARRAY(SELECT unnest(fuzz.row_failures(x)) FROM fuzz.conversations x

@@ -1264,6 +1264,7 @@ class Generator:
         # (an object keeps the last of repeated keys; an array imports every entry)
         kept = ({cid: conv for cid, conv in convs}.items() if keyed else convs)
         expect_ids = {}
+        copies = {}
         for cid, conv in kept:
             msgs = dict(conv).get("messages") if isinstance(conv, list) else None
             if isinstance(msgs, list) and not message_faults(msgs, null_ts_ok=True):
@@ -1272,6 +1273,9 @@ class Generator:
                 self.shadow[(u, cid)] = [Obj([(k, v) for k, v in m.pairs
                                               if not (k in ("created_at", "updated_at") and v is None)])
                                          for m in msgs]
+                # ... which the driver checks against the rows' retry memory
+                # (rendered with a random source of their own: the case's stays as it was)
+                copies.setdefault(cid, []).extend(render(m, random.Random(0)) for m in self.shadow[(u, cid)])
         expect_ids = {k: sorted(v) for k, v in expect_ids.items()}
         if not c.faults:
             for cid, conv in convs:
@@ -1285,7 +1289,7 @@ class Generator:
             ps = c.arg("jsonb", render(state, r))
         self.limits(c, max([len(dict(cv).get("messages") or []) for _, cv in convs
                             if isinstance(cv, list) and isinstance(dict(cv).get("messages"), list)] or [0]))
-        c.meta = {"convs": expect_ids}
+        c.meta = {"convs": expect_ids, "copies": {k: "[" + ", ".join(v) + "]" for k, v in copies.items()}}
         c.stmt = "SELECT chatpersist.import_app_state(%s, %s)::text" % (pu, ps)
 
         def expect(info, c=c):
@@ -1962,7 +1966,7 @@ def check_merged_checksum(case, res):
 
 
 STAT_NAMES = ["saves_created", "saves_updated", "saves_unchanged", "saves_merged", "saves_overwritten",
-              "saves_deleted", "appends", "restores", "merges", "conflicts", "stale_updates_rejected",
+              "saves_deleted", "appends", "restores", "merges", "conflicts", "replays", "stale_updates_rejected",
               "inputs_rejected", "cluster_wide"]
 
 
