@@ -34,6 +34,7 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
@@ -386,6 +387,7 @@ extern bool CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given,
 								   CpNewContent *nc, bool locked);
 extern bool CpStorageSameMessages(CpStoredRow *row, CpNewContent *nc);
 extern Jsonb *CpStorageStampBase(CpStoredRow *row, int64 version);
+extern Jsonb *CpArrayFromRows(SPITupleTable *tt, uint64 from, uint64 to, int col);
 extern int	CpStorageReplays(CpStoredRow *row, CpMessageArray *given, bool *replay);
 extern Jsonb *CpStorageReadArray(Datum user_id, Datum conversation_id,
 								 bool read_only);

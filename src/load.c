@@ -170,12 +170,11 @@ return_with_arrays(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
 		{
 			Oid			atypes[1] = {UUIDOID};
 
-			arrays_plan = CpPrepareKept("SELECT conversation_id, "
-										"pg_catalog.jsonb_agg(message ORDER BY pos) "
+			arrays_plan = CpPrepareKept("SELECT conversation_id, message "
 										"FROM " CP_MESSAGES " "
 										"WHERE user_id OPERATOR(pg_catalog.=) $1 "
 										"AND NOT removed "
-										"GROUP BY conversation_id",
+										"ORDER BY conversation_id, pos",
 										1, atypes);
 		}
 		CpBecomeOwner(CpExtensionOwner(), &saved);
@@ -190,18 +189,31 @@ return_with_arrays(FunctionCallInfo fcinfo, SPIPlanPtr *plan,
 		ctl.hcxt = CurrentMemoryContext;
 		arrays = hash_create("chatpersist arrays", Max(SPI_processed, 16), &ctl,
 							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-		for (uint64 i = 0; i < SPI_processed; i++)
+		/* each conversation's rows, in pos order, are one run */
+		for (uint64 i = 0; i < SPI_processed;)
 		{
 			char		key[CP_MAX_ID_BYTES + 1];
 			ArrayEntry *e;
 			bool		isnull;
+			uint64		end = i + 1;
+			text	   *id = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i],
+														  SPI_tuptable->tupdesc, 1, &isnull));
 
+			while (end < SPI_processed)
+			{
+				text	   *next = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[end],
+																SPI_tuptable->tupdesc, 1, &isnull));
+
+				if (VARSIZE_ANY_EXHDR(next) != VARSIZE_ANY_EXHDR(id) ||
+					memcmp(VARDATA_ANY(next), VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id)) != 0)
+					break;
+				end++;
+			}
 			memset(key, 0, sizeof(key));
-			text_to_cstring_buffer(DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i],
-																SPI_tuptable->tupdesc, 1, &isnull)),
-								   key, sizeof(key));
+			text_to_cstring_buffer(id, key, sizeof(key));
 			e = hash_search(arrays, key, HASH_ENTER, NULL);
-			e->messages = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+			e->messages = JsonbPGetDatum(CpArrayFromRows(SPI_tuptable, i, end, 2));
+			i = end;
 		}
 	}
 

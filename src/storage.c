@@ -207,18 +207,16 @@ CpStorageReadArray(Datum user_id, Datum conversation_id, bool read_only)
 {
 	Datum		args[2] = {user_id, conversation_id};
 	CpSavedUser saved;
-	bool		isnull;
 	int			rc;
 
 	if (array_plan == NULL)
 	{
 		Oid			types[2] = {UUIDOID, TEXTOID};
 
-		array_plan = CpPrepareKept("SELECT pg_catalog.jsonb_agg(message ORDER BY pos) "
-								   "FROM " CP_MESSAGES " "
+		array_plan = CpPrepareKept("SELECT message FROM " CP_MESSAGES " "
 								   "WHERE user_id OPERATOR(pg_catalog.=) $1 "
 								   "AND conversation_id OPERATOR(pg_catalog.=) $2 "
-								   "AND NOT removed",
+								   "AND NOT removed ORDER BY pos",
 								   2, types);
 	}
 
@@ -227,18 +225,46 @@ CpStorageReadArray(Datum user_id, Datum conversation_id, bool read_only)
 	 * sees the rows of the transaction whose head lock we may have waited for
 	 */
 	CpBecomeOwner(CpExtensionOwner(), &saved);
-	rc = SPI_execute_plan(array_plan, args, NULL, read_only, 1);
+	rc = SPI_execute_plan(array_plan, args, NULL, read_only, 0);
 	CpRestoreUser(&saved);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "chatpersist: reading the conversation's messages failed");
+	return CpArrayFromRows(SPI_tuptable, 0, SPI_processed, 1);
+}
+
+/*
+ * The jsonb array of the messages in column col of rows [from, to) of tt,
+ * in that order.  Each message's object is copied into the array as it is
+ * stored (CpBuildArray): nothing is parsed or re-encoded, as jsonb_agg
+ * would.
+ */
+Jsonb *
+CpArrayFromRows(SPITupleTable *tt, uint64 from, uint64 to, int col)
+{
+	int			n = (int) (to - from);
+	CpMessage  *msgs = palloc(sizeof(CpMessage) * Max(n, 1));
+	CpMessage **ptrs = palloc(sizeof(CpMessage *) * Max(n, 1));
+	Jsonb	   *result;
+
+	for (int i = 0; i < n; i++)
 	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-									  1, &isnull);
+		bool		isnull;
+		Datum		d = SPI_getbinval(tt->vals[from + i], tt->tupdesc, col, &isnull);
+		Jsonb	   *jb;
 
 		if (isnull)
-			return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")));
-		return DatumGetJsonbP(d);
+			elog(ERROR, "chatpersist: a stored message is NULL");
+		jb = DatumGetJsonbP(d);
+		if (!JB_ROOT_IS_OBJECT(jb))
+			elog(ERROR, "chatpersist: a stored message is not a JSON object");
+		msgs[i].obj = &jb->root;
+		msgs[i].objlen = VARSIZE(jb) - VARHDRSZ;
+		ptrs[i] = &msgs[i];
 	}
+	result = CpBuildArray(ptrs, n);
+	pfree(ptrs);
+	pfree(msgs);
+	return result;
 }
 
 /*
