@@ -93,7 +93,6 @@ static void decide_append(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 static bool decide_delete(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
 static void decide_restore(WriteRequest *req, CpStoredRow *row, CpNewContent *nc);
 static bool merge_base(WriteRequest *req, CpStoredRow *row, CpMessageArray *base);
-static bool drop_replays(WriteRequest *req, CpStoredRow *row, CpMessageArray *fresh);
 static bool replays_of(WriteRequest *req, CpStoredRow *row, bool want_replays,
 					   CpMessageArray *out);
 static void merge_into(CpMessageArray *base, CpStoredRow *row,
@@ -579,7 +578,7 @@ decide_append(WriteRequest *req, CpStoredRow *row, CpNewContent *nc)
 		CpParseMessages(CpStoredMessages(row), "the stored conversation", false, &stored);
 		nc->status = CP_STATUS_UPDATED;
 		take_messages(nc, CpUpsertMessages(&stored,
-										   drop_replays(req, row, &fresh) ? &fresh : &req->incoming),
+										   replays_of(req, row, false, &fresh) ? &fresh : &req->incoming),
 					  "the resulting conversation");
 	}
 	else
@@ -691,16 +690,6 @@ merge_base(WriteRequest *req, CpStoredRow *row, CpMessageArray *base)
 }
 
 /*
- * The given messages without the replays among them, in *fresh; returns
- * false (and leaves *fresh alone) when there is none.
- */
-static bool
-drop_replays(WriteRequest *req, CpStoredRow *row, CpMessageArray *fresh)
-{
-	return replays_of(req, row, false, fresh);
-}
-
-/*
  * The request's messages that are replays (want_replays) or those that are
  * not, as a parsed array in *out; returns false, and leaves *out alone,
  * when none of them is a replay.
@@ -712,15 +701,16 @@ replays_of(WriteRequest *req, CpStoredRow *row, bool want_replays,
 	CpMessageArray *given = &req->incoming;
 	bool	   *replay = palloc(sizeof(bool) * Max(given->nmsgs, 1));
 	CpMessage **pick;
+	int			nreplays = CpStorageReplays(row, given, replay);
 	int			n = 0;
 
-	if (CpStorageReplays(row, given, replay) == 0)
+	if (nreplays == 0)
 		return false;
 	pick = palloc(sizeof(CpMessage *) * given->nmsgs);
 	for (int i = 0; i < given->nmsgs; i++)
 		if (replay[i] == want_replays)
 			pick[n++] = &given->msgs[i];
-	CpStatsAdd(CP_STAT_REPLAYS, want_replays ? n : given->nmsgs - n);
+	CpStatsAdd(CP_STAT_REPLAYS, nreplays);
 	CpParseMessages(CpBuildArray(pick, n), "p_messages", false, out);
 	return true;
 }

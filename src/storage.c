@@ -674,13 +674,12 @@ CpStorageReplays(CpStoredRow *row, CpMessageArray *given, bool *replay)
 	}
 
 	for (int i = 0; i < given->nmsgs; i++)
-	{
 		replay[i] = false;
-		ids[i] = PointerGetDatum(cstring_to_text_with_len(given->msgs[i].id,
-														  given->msgs[i].idlen));
-	}
 	if (row->version == 0 || given->nmsgs == 0)
 		return 0;
+	for (int i = 0; i < given->nmsgs; i++)
+		ids[i] = PointerGetDatum(cstring_to_text_with_len(given->msgs[i].id,
+														  given->msgs[i].idlen));
 	args[0] = UUIDPGetDatum(row->user_id);
 	args[1] = PointerGetDatum(row->conversation_id);
 	args[2] = text_array(ids, given->nmsgs);
