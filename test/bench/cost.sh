@@ -13,7 +13,10 @@
 #      chatpersist.append_messages of one new message (cp-append-new) at
 #      each size (BENCH_SIZES, default 10, 1000 and 10000 messages); the
 #      raw CAS UPDATE (raw) against the fast-forward save (cp-ff) at 10
-#      messages; the hand-written load (rpm-load) against
+#      messages; with each, its floor with history (rpm-hist,
+#      workloads/rpm_hist.sql, and raw-hist: the same write plus archiving
+#      the replaced version and pruning beyond 10, what the contract's
+#      history asks of any implementation); the hand-written load (rpm-load) against
 #      chatpersist.load_conversation (cp-load) at 1000.  Each round runs
 #      every pair for BENCH_SECONDS (3), the pair's order alternating from
 #      round to round; the result is the median of BENCH_ROUNDS (7) rounds
@@ -22,7 +25,7 @@
 #      back to their length, outside the timing; growth.tsv says how much
 #      they grew within a run;
 #   2. WAL per call: pg_current_wal_insert_lsn() before and after
-#      BENCH_WAL_CALLS (200) calls of rpm-append, cp-append-new and cp-ff
+#      BENCH_WAL_CALLS (200) calls of rpm-append, rpm-hist, cp-append-new and cp-ff
 #      (the whole array with one message changed), at each size.  The
 #      insert position, not pg_current_wal_lsn(): with synchronous_commit
 #      off the write position lags behind what was inserted;
@@ -56,7 +59,7 @@ fi
 cost_settle() {
 	local w=$1 s=$2 r=$3 res
 	case $w in
-		rpm_append) res=$(psql -X -At -F $'\t' -v ON_ERROR_STOP=1 -c "SELECT * FROM bench.cost_reset_rpm()") ;;
+		rpm_append | rpm_hist) res=$(psql -X -At -F $'\t' -v ON_ERROR_STOP=1 -c "SELECT * FROM bench.cost_reset_rpm()") ;;
 		cp_append_new) res=$(psql -X -At -F $'\t' -v ON_ERROR_STOP=1 -c "SELECT * FROM bench.cost_reset_cp()") ;;
 		*) res="" ;;
 	esac || {
@@ -69,20 +72,21 @@ cost_settle() {
 	settle "$w"
 }
 
-# The pairs measured side by side: "size baseline chatpersist"
+# The groups measured side by side: "size baseline chatpersist [floor]",
+# the floor being the baseline plus the history the contract keeps
 pairs=()
 for s in $sizes; do
-	pairs+=("$s rpm_append cp_append_new")
+	pairs+=("$s rpm_append cp_append_new rpm_hist")
 done
-pairs+=("10 raw cp_ff" "1000 rpm_load cp_load")
+pairs+=("10 raw cp_ff raw_hist" "1000 rpm_load cp_load")
 
 echo "== cost: throughput (pgbench, 2 clients: $rounds rounds x ${seconds}s per workload, medians)"
 printf 'size\tclients\tround\tworkload\ttps\n' >"$out/cost_tps.tsv"
 printf 'workload\tsize\tround\tappended\tmost\tconversations\n' >"$out/growth.tsv"
 if [ "$warmup" -eq 1 ]; then
 	for p in "${pairs[@]}"; do
-		read -r s base cp <<<"$p"
-		for w in "$base" "$cp"; do
+		read -r s ws <<<"$p"
+		for w in $ws; do
 			run_pgbench "$w" "$s" 2 -T 1 >/dev/null
 			cost_settle "$w" "$s" 0
 		done
@@ -90,8 +94,9 @@ if [ "$warmup" -eq 1 ]; then
 fi
 for ((r = 1; r <= rounds; r++)); do
 	for p in "${pairs[@]}"; do
-		read -r s base cp <<<"$p"
-		if [ $((r % 2)) -eq 1 ]; then order="$base $cp"; else order="$cp $base"; fi
+		read -r s ws <<<"$p"
+		# the order turns from round to round
+		if [ $((r % 2)) -eq 1 ]; then order=$ws; else order=$(tr ' ' '\n' <<<"$ws" | tac | tr '\n' ' '); fi
 		for w in $order; do
 			tps=$(run_pgbench "$w" "$s" 2 -T "$seconds")
 			printf '%s\t2\t%s\t%s\t%s\n' "$s" "$r" "$w" "$tps" >>"$out/cost_tps.tsv"
@@ -104,7 +109,7 @@ done
 echo "== cost: WAL ($wal_calls calls per workload and size)"
 printf 'size\tworkload\tcalls\twal_bytes\n' >"$out/wal.tsv"
 for s in $sizes; do
-	for w in rpm_append cp_append_new cp_ff; do
+	for w in rpm_append rpm_hist cp_append_new cp_ff; do
 		before=$(psql -X -At -c "SELECT pg_current_wal_insert_lsn()")
 		run_pgbench "$w" "$s" 2 -t $((wal_calls / 2)) >/dev/null
 		after=$(psql -X -At -c "SELECT pg_current_wal_insert_lsn()")

@@ -62,16 +62,42 @@ CREATE TABLE bench.rpm_msg (
 -- Each baseline conversation holds the messages of S(0) (setup.sql), at
 -- version 0; the messages appended since the last reset are those whose id
 -- is not a payload id ('m...'), and there are exactly version of them
+-- (the conversations 'h<size>' are rpm-hist's, workloads/rpm_hist.sql: the
+-- same write plus a history of the replaced versions, in bench.rpm_hist)
 INSERT INTO bench.rpm_conv (user_id, id, version)
-SELECT bench.uid(u), 'c' || s.size, 0
-FROM bench.cost_sizes s CROSS JOIN LATERAL generate_series(0, s.users - 1) AS u;
+SELECT bench.uid(u), c || s.size, 0
+FROM bench.cost_sizes s CROSS JOIN LATERAL generate_series(0, s.users - 1) AS u,
+	(VALUES ('c'), ('h')) AS k (c);
 
 INSERT INTO bench.rpm_msg (user_id, conversation_id, id, created_at, message)
-SELECT bench.uid(u), 'c' || s.size, e->>'id', (e->>'created_at')::bigint, e
+SELECT bench.uid(u), c || s.size, e->>'id', (e->>'created_at')::bigint, e
 FROM bench.cost_sizes s
 	JOIN bench.payload p ON p.size = s.size AND p.k = 0
 	CROSS JOIN LATERAL jsonb_array_elements(p.arr) AS e
-	CROSS JOIN LATERAL generate_series(0, s.users - 1) AS u;
+	CROSS JOIN LATERAL generate_series(0, s.users - 1) AS u,
+	(VALUES ('c'), ('h')) AS k (c);
+
+CREATE TABLE bench.rpm_hist (
+	user_id			uuid NOT NULL,
+	conversation_id	text NOT NULL,
+	version			bigint NOT NULL,
+	replaced_at		timestamptz NOT NULL,
+	PRIMARY KEY (user_id, conversation_id, version)
+);
+
+-- Each rpm-hist conversation starts with a full history (versions -10 to
+-- -1), so that the table keeps its size through a run and its plans are
+-- made on its real size (an empty table's would scan it)
+CREATE FUNCTION bench.rpm_hist_fill() RETURNS void
+LANGUAGE sql AS $$
+	DELETE FROM bench.rpm_hist;
+	INSERT INTO bench.rpm_hist (user_id, conversation_id, version, replaced_at)
+	SELECT c.user_id, c.id, v, now()
+	  FROM bench.rpm_conv c CROSS JOIN generate_series(-10, -1) AS v
+	 WHERE c.id LIKE 'h%';
+$$;
+SELECT bench.rpm_hist_fill();
+ANALYZE bench.rpm_hist;
 
 -- chatpersist's append conversations, S(0) each; cost_mark holds the
 -- version of each at its last reset
@@ -121,8 +147,21 @@ BEGIN
 	IF bad > 0 THEN
 		RAISE EXCEPTION 'cost: % baseline conversations do not hold one new message per version', bad;
 	END IF;
+	-- rpm-hist's conversations hold their last 10 replaced versions (the
+	-- ones before 0 from bench.rpm_hist_fill)
+	SELECT count(*) INTO bad
+	  FROM bench.rpm_conv c
+	  LEFT JOIN (SELECT h.user_id, h.conversation_id, count(*) AS n, min(h.version) AS lo
+				   FROM bench.rpm_hist h GROUP BY 1, 2) a
+		ON a.user_id = c.user_id AND a.conversation_id = c.id
+	 WHERE c.id LIKE 'h%'
+	   AND (a.n IS DISTINCT FROM 10 OR a.lo <> c.version - 10);
+	IF bad > 0 THEN
+		RAISE EXCEPTION 'cost: % rpm-hist conversations do not hold their last 10 versions', bad;
+	END IF;
 	DELETE FROM bench.rpm_msg WHERE id NOT LIKE 'm%';
 	UPDATE bench.rpm_conv SET version = 0 WHERE version <> 0;
+	PERFORM bench.rpm_hist_fill();
 END
 $$;
 

@@ -35,6 +35,8 @@
 #   cp-ff      chatpersist.save_conversation, current version (fast-forward)
 #   cp-stale   chatpersist.save_conversation, one version behind (merge)
 #   cp-append  chatpersist.append_messages of one message
+# (--cost adds rpm-append, rpm-hist, cp-append-new, rpm-load and cp-load:
+# see test/bench/cost.sh)
 #
 # Output: a table of medians and ratios and the targets on the terminal;
 # in test/bench/out/<date>-<mode>/ (test/bench/out/latest links to the
@@ -221,16 +223,21 @@ tables_of() {
 		raw) echo "bench.raw_conv" ;;
 		raw_hist) echo "bench.rawh_conv bench.rawh_history" ;;
 		pl_*) echo "bench.pl_conv bench.pl_history" ;;
+		rpm_hist) echo "bench.rpm_conv bench.rpm_msg bench.rpm_hist" ;;
 		rpm_*) echo "bench.rpm_conv bench.rpm_msg" ;;
-		cp_*) echo "chatpersist.conversations chatpersist.history" ;;
+		# 2.0's message rows and copies too (a 1.x schema has neither)
+		cp_*) echo "chatpersist.conversations chatpersist.history chatpersist.messages chatpersist.history_messages" ;;
 	esac
 }
 
-# Vacuum what a workload wrote and checkpoint, outside the timed runs
+# Vacuum what a workload wrote (the tables that exist) and checkpoint,
+# outside the timed runs
 settle() {
 	local args=() t
 	for t in $(tables_of "$1"); do
-		args+=(-c "VACUUM $t")
+		if [ "$(psql -X -At -c "SELECT to_regclass('$t') IS NOT NULL")" = t ]; then
+			args+=(-c "VACUUM $t")
+		fi
 	done
 	psql_q "${args[@]}" -c "CHECKPOINT" >>"$log"
 }
