@@ -113,6 +113,12 @@ COMMENT ON COLUMN @extschema@.conversations.array_bytes IS
 COMMENT ON COLUMN @extschema@.conversations.last_pos IS
 	'internal: the largest ordering key of the conversation''s message rows';
 
+-- Every write updates its conversation's row: leave room on each page so
+-- that the new row version goes on the same page (a HOT update, with no
+-- index entry and no row moved to another page).  Rows already stored
+-- keep their pages until they are next updated.
+ALTER TABLE @extschema@.conversations SET (fillfactor = 70);
+
 --
 -- Move the arrays into rows.  The guard triggers must not see this as a
 -- client write, and 1.0 knew no better stamp than the conversation's

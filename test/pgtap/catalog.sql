@@ -2,7 +2,7 @@
 -- function signatures, volatility, strictness, the trigger, privileges.
 -- Runs in a database where pgtap and chatpersist are installed.
 BEGIN;
-SELECT plan(240);
+SELECT plan(242);
 
 SELECT has_schema('chatpersist');
 SELECT has_table('chatpersist', 'conversations', 'conversations exists');
@@ -350,6 +350,15 @@ SELECT ok(EXISTS (SELECT FROM pg_depend d JOIN pg_extension e ON e.oid = d.refob
 					 AND d.objid = t::regtype),
 	t || ' belongs to the extension')
 FROM unnest(ARRAY['chatpersist.conversation', 'chatpersist.archived_version']) t;
+-- 2.0: room on the conversations' pages for HOT updates of the rows every
+-- write updates; the insert-mostly tables keep the default
+SELECT is((SELECT reloptions FROM pg_class WHERE oid = 'chatpersist.conversations'::regclass),
+	ARRAY['fillfactor=70'], 'conversations leave 30% of each page for updates');
+SELECT is((SELECT count(*)::int FROM pg_class
+			WHERE oid IN ('chatpersist.messages'::regclass, 'chatpersist.history'::regclass,
+						  'chatpersist.history_messages'::regclass)
+			  AND reloptions IS NOT NULL),
+	0, 'messages and history keep the default fillfactor');
 
 SELECT * FROM finish();
 ROLLBACK;
