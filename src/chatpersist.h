@@ -81,7 +81,8 @@ typedef enum CpStat
 	CP_STAT_RESTORES,			/* calls of restore_version that wrote */
 	CP_STAT_MERGES,				/* merges computed by the write functions */
 	CP_STAT_CONFLICTS,			/* message-level conflicts they resolved */
-	CP_STAT_REPLAYS,			/* given copies accepted once before: no change */
+	CP_STAT_REPLAYS,			/* given copies accepted once before: no
+								 * change */
 	CP_STAT_STALE_UPDATES,		/* direct UPDATEs refused with 40001 */
 	CP_STAT_INPUTS_REJECTED,	/* calls and writes refused for bad input */
 	CP_STAT_COUNT

@@ -543,7 +543,11 @@ CpStorageAppendContent(CpStoredRow *row, CpMessageArray *given, CpNewContent *nc
 		if (!summary_checks(row, &ah))
 			elog(ERROR, "chatpersist: the running hash of conversation \"%s\" does not continue its array",
 				 text_to_cstring(row->conversation_id));
-		/* the head keeps what it stored: a checksum that differs is a change to write */
+
+		/*
+		 * the head keeps what it stored: a checksum that differs is a change
+		 * to write
+		 */
 		strcpy(row->checksum, stored_checksum);
 	}
 
