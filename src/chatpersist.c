@@ -275,12 +275,19 @@ CpRestoreUser(const CpSavedUser *saved)
  * Prepare a statement and keep its plan for the life of the backend.  The
  * plan cache re-plans it when the tables change (even across DROP and
  * CREATE EXTENSION), since every name in it is schema-qualified.
+ *
+ * The plan is generic, except when Citus is loaded: Citus cannot plan a
+ * statement over several distributed tables (the version lookup's UNION
+ * ALL) without its parameters' values, gives such a generic plan an
+ * exorbitant cost so that the plan cache picks a custom plan, and raises
+ * "could not create distributed plan" when the generic plan is forced.
  */
 SPIPlanPtr
 CpPrepareKept(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes,
-										  CURSOR_OPT_GENERIC_PLAN);
+	int			cursor_options =
+		GetConfigOption("citus.version", true, false) != NULL ? 0 : CURSOR_OPT_GENERIC_PLAN;
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
