@@ -339,6 +339,13 @@ q $COORD "SELECT create_distributed_function('chatpersist.append_messages(uuid,t
 q $COORD "SELECT status FROM chatpersist.append_messages('$u', 'fd', '[{\"id\":\"y1\",\"content\":\"a\"}]')" >/dev/null 2>&1
 r=$(q $COORD "SELECT status FROM chatpersist.append_messages('$u', 'fd', '[{\"id\":\"y1\",\"content\":\"b\"}]')" 2>&1 | head -1)
 echo "note with force_delegation, an append that replaces a message: $r"
+# migrate_user is not distributed (two users): it always runs on the coordinator
+g=0b9c2d1e-0000-4000-8000-0000000000c1
+q $COORD "SELECT status FROM chatpersist.save_conversation('$g', 'guest', 'G', '[{\"id\":\"g1\"}]')" >/dev/null
+r=$(q $COORD "SELECT chatpersist.migrate_user('$g', '$U_W1')" 2>&1 | head -1)
+h=$(q $COORD "SELECT 'v' || version || ' ' || checksum || ' message_count ' || message_count
+	FROM chatpersist.conversations WHERE user_id = '$U_W1' AND id = 'guest'" 2>&1)
+echo "note migrate_user of a guest's conversation: returned $r; the moved head: $h (its message row g1 is there)"
 
 echo
 if [ "$FAILS" -eq 0 ]; then
