@@ -128,3 +128,27 @@ SELECT status, version, checksum = chatpersist.checksum('[]') AS checksum_ok, me
 SELECT version, checksum = chatpersist.checksum('[]') AS checksum_ok, message_count
   FROM chatpersist.conversations WHERE user_id = '00000000-0000-4000-8000-00000000a004';
 SELECT status, version FROM chatpersist.append_messages('00000000-0000-4000-8000-00000000a004', 'restored', '[]', 6);
+
+-- 7. A write the guard trigger did not see (the triggers disabled, or on
+-- Citus firing in another session) is refused with 55000 and undone: the
+-- head would lack what the trigger stamps, and the message rows would not
+-- match it.  (A first save fails earlier here, on the version that only
+-- the trigger sets.)
+SET session_replication_role = replica;
+\set VERBOSITY terse
+SELECT status FROM chatpersist.save_conversation('00000000-0000-4000-8000-00000000a005', 'unseen', 't', '[{"id":"u1"}]');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+SELECT status FROM chatpersist.append_messages('00000000-0000-4000-8000-00000000a004', 'restored', '[{"id":"u2"}]');
+\echo :LAST_ERROR_SQLSTATE
+RESET session_replication_role;
+ALTER TABLE chatpersist.conversations DISABLE TRIGGER conversations_guard;
+SELECT status FROM chatpersist.save_conversation('00000000-0000-4000-8000-00000000a004', 'restored', NULL, '[{"id":"u3"}]', true);
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE chatpersist.conversations ENABLE TRIGGER conversations_guard;
+SELECT count(*) AS heads FROM chatpersist.conversations WHERE user_id = '00000000-0000-4000-8000-00000000a005';
+SELECT count(*) AS rows FROM chatpersist.messages
+ WHERE user_id IN ('00000000-0000-4000-8000-00000000a004', '00000000-0000-4000-8000-00000000a005');
+SELECT version, message_count FROM chatpersist.conversations WHERE user_id = '00000000-0000-4000-8000-00000000a004';
+-- with the trigger back, the same calls work
+SELECT status FROM chatpersist.append_messages('00000000-0000-4000-8000-00000000a004', 'restored', '[{"id":"u2"}]');

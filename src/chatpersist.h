@@ -288,6 +288,7 @@ extern void CpNoteSet(const CpWriteNote *note);
 extern bool CpNoteTake(HeapTuple tup, TupleDesc desc, int user_id_att,
 					   int id_att, CpWriteNote *note);
 extern void CpNoteClear(void);
+extern bool CpNoteWithdraw(void);
 extern void CpNoteTrustMessages(bool on);
 extern void CpNoteRegisterCallbacks(void);
 

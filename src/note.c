@@ -86,6 +86,20 @@ CpNoteClear(void)
 }
 
 /*
+ * Withdraw the note after the write it was set for: clear it, and return
+ * true if no trigger took it.  A write that changed a row while the note
+ * stayed untaken was not seen by the guard trigger in this session.
+ */
+bool
+CpNoteWithdraw(void)
+{
+	bool		untaken = pending_set;
+
+	CpNoteClear();
+	return untaken;
+}
+
+/*
  * storage.c's own statements on chatpersist.messages run between
  * CpNoteTrustMessages(true) and (false): the messages trigger lets their
  * rows through as they are (CpMessageWriteTrusted).  Cleared with the note

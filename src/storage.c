@@ -1106,10 +1106,10 @@ summary_checks(CpStoredRow *row, CpArrayHash **ah)
 
 /*
  * Run a write of the head: set the trusted-write note (note.c) for the row
- * it writes, execute the plan, clear the note (the trigger has taken it,
- * or did not fire because no row was written), and check the result code.
- * Returns the number of rows written; the RETURNING rows are in
- * SPI_tuptable.
+ * it writes, execute the plan, withdraw the note (the trigger has taken it,
+ * or did not fire because no row was written), and check the result code;
+ * a row written while the note stayed untaken raises 55000.  Returns the
+ * number of rows written; the RETURNING rows are in SPI_tuptable.
  */
 static uint64
 execute_noted(SPIPlanPtr plan, Datum *args, const char *nulls, int expected_rc,
@@ -1117,6 +1117,7 @@ execute_noted(SPIPlanPtr plan, Datum *args, const char *nulls, int expected_rc,
 {
 	CpWriteNote note;
 	int			rc;
+	bool		untaken;
 
 	memcpy(&note.user_id, user_id, sizeof(pg_uuid_t));
 	note.conversation_id = VARDATA_ANY(conversation_id);
@@ -1129,8 +1130,21 @@ execute_noted(SPIPlanPtr plan, Datum *args, const char *nulls, int expected_rc,
 
 	CpNoteSet(&note);
 	rc = SPI_execute_plan(plan, args, nulls, false, 0);
-	CpNoteClear();
+	untaken = CpNoteWithdraw();
 	if (rc != expected_rc)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+
+	/*
+	 * A row was written but no guard trigger took the note: the trigger did
+	 * not run in this session, and the row lacks what it stamps (or, on
+	 * Citus, it ran on a worker and took the write for a client's)
+	 */
+	if (SPI_processed > 0 && untaken)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("chatpersist: the guard trigger of chatpersist.conversations did not run in this session"),
+				 errdetail("The write of conversation \"%s\" was undone: the table's triggers are disabled (session_replication_role = replica, or ALTER TABLE ... DISABLE TRIGGER), or they fire in another session (on Citus, for a call that was not pushed down to the worker).",
+						   text_to_cstring(conversation_id)),
+				 errhint("Call the write functions with the triggers enabled; on Citus, as a statement of their own outside a transaction block (docs/citus.md).")));
 	return SPI_processed;
 }
