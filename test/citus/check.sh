@@ -317,20 +317,33 @@ for pair in "$COORD:$U_W1:citus1" "$COORD:$U_W2:citus2" "$PLAIN:$U_W1:plain"; do
 	fi
 done
 
-# Not checks: what a write does when it is not pushed down, recorded in
-# docs/citus.md ("Writes must be pushed down").  Citus then runs the
-# function on the coordinator and routes its statements to the worker,
-# where the guard triggers fire in another backend and never see the
-# function's note.
+# A write that is not pushed down: Citus runs the function on the
+# coordinator and routes its statements to the worker, where the guard
+# triggers fire in another backend and never see the function's note.
+# chatpersist notices the untaken note and refuses with 55000, and the
+# distributed transaction leaves nothing behind (docs/citus.md, "Writes
+# must be pushed down").
 u=0b9c2d1e-0000-4000-8000-0000000000ee
-r=$(psql -X -At -h 127.0.0.1 -p $COORD -U postgres -c "BEGIN" -c "SELECT s.status || ' v' || s.version || ' ' || s.checksum
-	FROM chatpersist.save_conversation('$u', 'nd', 'ND', '[{\"id\":\"x1\"},{\"id\":\"x2\"}]') s" -c "COMMIT" 2>&1 | sed -n 2p)
-h=$(q $COORD "SELECT 'v' || version || ' ' || checksum || ' message_count ' || message_count
-	FROM chatpersist.conversations WHERE user_id = '$u'" 2>&1)
-r2=$(psql -X -At -h 127.0.0.1 -p $COORD -U postgres -c "BEGIN" -c "SELECT s.status
-	FROM chatpersist.save_conversation('$u', 'nd', 'ND',
-	'[{\"id\":\"x1\"},{\"id\":\"x2\"},{\"id\":\"x3\"}]', p_expected_version := 1) s" -c "COMMIT" 2>&1 | sed -n 2p)
-echo "note in a transaction block: first save returned $r, the head stored $h; the next save: $r2"
+r=$(psql -X -At -h 127.0.0.1 -p $COORD -U postgres -v VERBOSITY=verbose -c "BEGIN" -c "SELECT s.status
+	FROM chatpersist.save_conversation('$u', 'nd', 'ND', '[{\"id\":\"x1\"},{\"id\":\"x2\"}]') s" -c "COMMIT" 2>&1)
+h=$(q $COORD "SELECT count(*) FROM chatpersist.conversations WHERE user_id = '$u'")
+m=$(q $COORD "SELECT count(*) FROM chatpersist.messages WHERE user_id = '$u'")
+if grep -q "ERROR:  55000: chatpersist: the guard trigger of chatpersist.conversations did not run in this session" <<<"$r" &&
+	[ "$h" = 0 ] && [ "$m" = 0 ]; then
+	ok "a first save in a transaction block (not pushed down) is refused with 55000; nothing stored"
+else
+	fail "a first save in a transaction block: $(head -3 <<<"$r" | tr '\n' ' '); heads $h, message rows $m"
+fi
+q $COORD "SELECT status FROM chatpersist.save_conversation('$u', 'nd', 'ND', '[{\"id\":\"x1\"}]')" >/dev/null
+r=$(psql -X -At -h 127.0.0.1 -p $COORD -U postgres -v VERBOSITY=verbose -c "BEGIN" -c "SELECT s.status
+	FROM chatpersist.append_messages('$u', 'nd', '[{\"id\":\"x2\"}]') s" -c "COMMIT" 2>&1)
+h=$(q $COORD "SELECT version || ' ' || message_count || ' ' || (checksum = chatpersist.checksum('[{\"id\":\"x1\"}]'))
+	FROM chatpersist.conversations WHERE user_id = '$u' AND id = 'nd'")
+if grep -q "ERROR:  55000:" <<<"$r" && [ "$h" = "1 1 true" ]; then
+	ok "an append in a transaction block is refused with 55000; the conversation is as it was (v1, 1 message)"
+else
+	fail "an append in a transaction block: $(head -3 <<<"$r" | tr '\n' ' '); the head: $h"
+fi
 # force_delegation pushes calls down inside transaction blocks, but Citus
 # then refuses the INSERT ... SELECT that archives replaced message copies
 q $COORD "SELECT create_distributed_function('chatpersist.append_messages(uuid,text,jsonb,bigint)',
@@ -339,14 +352,19 @@ q $COORD "SELECT create_distributed_function('chatpersist.append_messages(uuid,t
 q $COORD "SELECT status FROM chatpersist.append_messages('$u', 'fd', '[{\"id\":\"y1\",\"content\":\"a\"}]')" >/dev/null 2>&1
 r=$(q $COORD "SELECT status FROM chatpersist.append_messages('$u', 'fd', '[{\"id\":\"y1\",\"content\":\"b\"}]')" 2>&1 | head -1)
 echo "note with force_delegation, an append that replaces a message: $r"
-# migrate_user is not distributed (two users): it always runs on the coordinator
+# migrate_user is not distributed (two users): it always runs on the
+# coordinator, so it is refused the same way and moves nothing
 g=0b9c2d1e-0000-4000-8000-0000000000c1
 q $COORD "SELECT status FROM chatpersist.save_conversation('$g', 'guest', 'G', '[{\"id\":\"g1\"}]')" >/dev/null
-r=$(q $COORD "SELECT chatpersist.migrate_user('$g', '$U_W1')" 2>&1 | head -1)
-h=$(q $COORD "SELECT 'v' || version || ' ' || checksum || ' message_count ' || message_count
-	FROM chatpersist.conversations WHERE user_id = '$U_W1' AND id = 'guest'" 2>&1)
-echo "note migrate_user of a guest's conversation: returned $r; the moved head: $h (its message row g1 is there)"
-
+r=$(psql -X -At -h 127.0.0.1 -p $COORD -U postgres -v VERBOSITY=verbose -c "SELECT chatpersist.migrate_user('$g', '$U_W1')" 2>&1)
+h=$(q $COORD "SELECT count(*) FROM chatpersist.conversations WHERE user_id = '$U_W1' AND id = 'guest'")
+gh=$(q $COORD "SELECT count(*) FROM chatpersist.conversations WHERE user_id = '$g'")
+echo "migrate_user on Citus: $(head -1 <<<"$r")" >>"$BASE/out/not_pushed_down.txt"
+if grep -q "ERROR:  55000:" <<<"$r" && [ "$h" = 0 ] && [ "$gh" = 1 ]; then
+	ok "migrate_user (always on the coordinator) is refused with 55000; the guest's conversation stays"
+else
+	fail "migrate_user: $(head -3 <<<"$r" | tr '\n' ' '); moved heads $h, guest heads $gh"
+fi
 echo
 if [ "$FAILS" -eq 0 ]; then
 	echo "all checks passed (outputs in $BASE/out)"
