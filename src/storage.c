@@ -112,6 +112,7 @@ static void rows_alloc(RowWrites *w, int n);
 static void rows_add(RowWrites *w, CpMessage *m, int64 pos, uint64 hash);
 static Datum message_datum(CpMessage *m);
 static Datum text_array(Datum *elems, int n);
+static Datum given_ids(CpMessageArray *given);
 static bool summary_checks(CpStoredRow *row, CpArrayHash **ah);
 
 /*
@@ -461,7 +462,6 @@ CpStorageWriteHead(CpStoredRow *row, CpNewContent *nc, int64 last_pos, int64 *ve
 bool
 CpStorageCanAppend(CpStoredRow *row, CpMessageArray *given)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * Max(given->nmsgs, 1));
 	Datum		args[3];
 	CpSavedUser saved;
 	bool		isnull;
@@ -485,12 +485,9 @@ CpStorageCanAppend(CpStoredRow *row, CpMessageArray *given)
 								   3, types);
 	}
 
-	for (int i = 0; i < given->nmsgs; i++)
-		ids[i] = PointerGetDatum(cstring_to_text_with_len(given->msgs[i].id,
-														  given->msgs[i].idlen));
 	args[0] = UUIDPGetDatum(row->user_id);
 	args[1] = PointerGetDatum(row->conversation_id);
-	args[2] = text_array(ids, given->nmsgs);
+	args[2] = given_ids(given);
 
 	CpBecomeOwner(CpExtensionOwner(), &saved);
 	rc = SPI_execute_plan(probe_plan, args, NULL, false, 1);
@@ -655,7 +652,6 @@ CpStorageStampBase(CpStoredRow *row, int64 version)
 int
 CpStorageReplays(CpStoredRow *row, CpMessageArray *given, bool *replay)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * Max(given->nmsgs, 1));
 	Datum		args[3];
 	CpSavedUser saved;
 	int			nreplay = 0;
@@ -677,16 +673,12 @@ CpStorageReplays(CpStoredRow *row, CpMessageArray *given, bool *replay)
 									3, types);
 	}
 
-	for (int i = 0; i < given->nmsgs; i++)
-		replay[i] = false;
+	memset(replay, 0, sizeof(bool) * given->nmsgs);
 	if (row->version == 0 || given->nmsgs == 0)
 		return 0;
-	for (int i = 0; i < given->nmsgs; i++)
-		ids[i] = PointerGetDatum(cstring_to_text_with_len(given->msgs[i].id,
-														  given->msgs[i].idlen));
 	args[0] = UUIDPGetDatum(row->user_id);
 	args[1] = PointerGetDatum(row->conversation_id);
-	args[2] = text_array(ids, given->nmsgs);
+	args[2] = given_ids(given);
 
 	CpBecomeOwner(CpExtensionOwner(), &saved);
 	rc = SPI_execute_plan(memory_plan, args, NULL, false, 0);
@@ -1084,6 +1076,18 @@ static Datum
 text_array(Datum *elems, int n)
 {
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* The ids of the given messages, as a text[] (the probes' argument) */
+static Datum
+given_ids(CpMessageArray *given)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(given->nmsgs, 1));
+
+	for (int i = 0; i < given->nmsgs; i++)
+		ids[i] = PointerGetDatum(cstring_to_text_with_len(given->msgs[i].id,
+														  given->msgs[i].idlen));
+	return text_array(ids, given->nmsgs);
 }
 
 /*
