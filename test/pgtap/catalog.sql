@@ -2,7 +2,7 @@
 -- function signatures, volatility, strictness, the trigger, privileges.
 -- Runs in a database where pgtap and chatpersist are installed.
 BEGIN;
-SELECT plan(242);
+SELECT plan(250);
 
 SELECT has_schema('chatpersist');
 SELECT has_table('chatpersist', 'conversations', 'conversations exists');
@@ -89,6 +89,14 @@ SELECT is(
 	'message_count integer, created_at timestamp with time zone, last_modified timestamp with time zone, '
 	'deleted boolean, change_xid xid8',
 	'conversation has the 1.x conversations row''s columns in order');
+SELECT has_composite('chatpersist', 'message_delta', 'the type message_delta exists');
+SELECT is(
+	(SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+	   FROM pg_attribute WHERE attrelid = 'chatpersist.message_delta'::regclass AND attnum > 0 AND NOT attisdropped),
+	'conversation_id text, version bigint, checksum text, title text, metadata jsonb, '
+	'message_count integer, deleted boolean, last_modified timestamp with time zone, '
+	'full_reload boolean, changes jsonb',
+	'message_delta has the head''s columns, full_reload and changes');
 SELECT has_composite('chatpersist', 'archived_version', 'the type archived_version exists');
 SELECT is(
 	(SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
@@ -182,6 +190,7 @@ FROM (VALUES ('append_messages', ARRAY['uuid', 'text', 'jsonb', 'bigint']),
 			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint']),
 			 ('restore_version', ARRAY['uuid', 'text', 'bigint']),
 			 ('changes_since', ARRAY['uuid', 'bigint']),
+			 ('messages_since', ARRAY['uuid', 'text', 'bigint']),
 			 ('conversation_history', ARRAY['uuid', 'text']),
 			 ('stats', ARRAY[]::text[]),
 			 ('conversations_notify', ARRAY[]::text[])) v(f, a);
@@ -190,6 +199,7 @@ FROM (VALUES ('append_messages', ARRAY['uuid', 'text', 'jsonb', 'bigint'], 'chat
 			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint'], 'chatpersist.save_result'),
 			 ('restore_version', ARRAY['uuid', 'text', 'bigint'], 'chatpersist.save_result'),
 			 ('changes_since', ARRAY['uuid', 'bigint'], 'setof record'),
+			 ('messages_since', ARRAY['uuid', 'text', 'bigint'], 'setof chatpersist.message_delta'),
 			 ('conversation_history', ARRAY['uuid', 'text'], 'setof chatpersist.archived_version'),
 			 ('stats', ARRAY[]::text[], 'setof record'),
 			 ('conversations_notify', ARRAY[]::text[], 'trigger')) v(f, a, r);
@@ -198,6 +208,7 @@ FROM (VALUES ('append_messages', ARRAY['uuid', 'text', 'jsonb', 'bigint'], 'vola
 			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint'], 'volatile'),
 			 ('restore_version', ARRAY['uuid', 'text', 'bigint'], 'volatile'),
 			 ('changes_since', ARRAY['uuid', 'bigint'], 'stable'),
+			 ('messages_since', ARRAY['uuid', 'text', 'bigint'], 'stable'),
 			 ('conversation_history', ARRAY['uuid', 'text'], 'stable'),
 			 ('stats', ARRAY[]::text[], 'volatile')) v(f, a, vol);
 SELECT isnt_strict('chatpersist', f, a)
@@ -205,6 +216,7 @@ FROM (VALUES ('append_messages', ARRAY['uuid', 'text', 'jsonb', 'bigint']),
 			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint']),
 			 ('restore_version', ARRAY['uuid', 'text', 'bigint']),
 			 ('changes_since', ARRAY['uuid', 'bigint']),
+			 ('messages_since', ARRAY['uuid', 'text', 'bigint']),
 			 ('conversation_history', ARRAY['uuid', 'text']),
 			 ('stats', ARRAY[]::text[])) v(f, a);
 SELECT is(proargnames, names, proname || ' argument names')
@@ -216,7 +228,9 @@ FROM pg_proc, (VALUES ('chatpersist.append_messages(uuid, text, jsonb, bigint)':
 					   ARRAY['p_user_id', 'p_conversation_id', 'p_version']),
 					  ('chatpersist.changes_since(uuid, bigint)'::regprocedure,
 					   ARRAY['p_user_id', 'p_cursor', 'conversation_id', 'version', 'checksum',
-							 'deleted', 'last_modified', 'cursor'])) v(fn, names)
+							 'deleted', 'last_modified', 'cursor']),
+					  ('chatpersist.messages_since(uuid, text, bigint)'::regprocedure,
+					   ARRAY['p_user_id', 'p_conversation_id', 'p_version'])) v(fn, names)
 WHERE pg_proc.oid = v.fn;
 SELECT is(pronargdefaults::int, 1, proname || ' has one default')
 FROM pg_proc WHERE oid IN ('chatpersist.append_messages(uuid, text, jsonb, bigint)'::regprocedure,
@@ -313,6 +327,7 @@ FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boole
 			 ('delete_conversation', ARRAY['uuid', 'text', 'bigint']),
 			 ('restore_version', ARRAY['uuid', 'text', 'bigint']),
 			 ('changes_since', ARRAY['uuid', 'bigint']),
+			 ('messages_since', ARRAY['uuid', 'text', 'bigint']),
 			 ('conversation_history', ARRAY['uuid', 'text']),
 			 ('stats', ARRAY[]::text[]),
 			 ('current_user_id', ARRAY[]::text[]),

@@ -23,7 +23,7 @@
 -- roles are created here, so the database must not have them already (it
 -- cannot be a Supabase database).
 BEGIN;
-SELECT plan(424);
+SELECT plan(429);
 
 -- ---------------------------------------------------------------------------
 -- The Supabase roles and the grants of docs/supabase.md (that block, as it
@@ -47,6 +47,7 @@ GRANT EXECUTE ON FUNCTION
 	chatpersist.load_conversations(uuid),
 	chatpersist.load_conversation(uuid, text),
 	chatpersist.changes_since(uuid, bigint),
+	chatpersist.messages_since(uuid, text, bigint),
 	chatpersist.conversation_history(uuid, text),
 	chatpersist.merge_messages(jsonb, jsonb),
 	chatpersist.merge_messages(jsonb, jsonb, jsonb),
@@ -195,6 +196,7 @@ FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boole
 			 ('load_conversations', ARRAY['uuid']),
 			 ('load_conversation', ARRAY['uuid', 'text']),
 			 ('changes_since', ARRAY['uuid', 'bigint']),
+			 ('messages_since', ARRAY['uuid', 'text', 'bigint']),
 			 ('conversation_history', ARRAY['uuid', 'text']),
 			 ('merge_messages', ARRAY['jsonb', 'jsonb']),
 			 ('merge_messages', ARRAY['jsonb', 'jsonb', 'jsonb']),
@@ -211,7 +213,7 @@ FROM (VALUES ('save_conversation', ARRAY['uuid', 'text', 'text', 'jsonb', 'boole
 			 ('messages_guard', ARRAY[]::text[])) v(f, a);
 SELECT is(
 	(SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'chatpersist'::regnamespace),
-	21, 'the list above names every function of the schema');
+	22, 'the list above names every function of the schema');
 
 -- function privileges of the three roles
 SELECT function_privs_are('chatpersist', f, a, r,
@@ -245,7 +247,8 @@ FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) r,
 			 (18, 'conversations_restamp', ARRAY[]::text[]),
 			 (19, 'restamp', ARRAY[]::text[]),
 			 (20, 'cursor_origin', ARRAY[]::text[]),
-			 (21, 'messages_guard', ARRAY[]::text[])) v(n, f, a)
+			 (21, 'messages_guard', ARRAY[]::text[]),
+			 (22, 'messages_since', ARRAY['uuid', 'text', 'bigint'])) v(n, f, a)
 ORDER BY r, n;
 
 -- table and schema privileges
@@ -1136,6 +1139,7 @@ FROM (VALUES ($$SELECT chatpersist.save_conversation('11111111-1111-4111-8111-11
 			 ($$SELECT * FROM chatpersist.load_conversations('11111111-1111-4111-8111-111111111111')$$),
 			 ($$SELECT * FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 'chat')$$),
 			 ($$SELECT * FROM chatpersist.changes_since('11111111-1111-4111-8111-111111111111', 0)$$),
+			 ($$SELECT * FROM chatpersist.messages_since('11111111-1111-4111-8111-111111111111', 'chat', 0)$$),
 			 ($$SELECT * FROM chatpersist.conversation_history('11111111-1111-4111-8111-111111111111', 'chat')$$),
 			 ($$SELECT chatpersist.merge_messages('[]', '[]')$$),
 			 ($$SELECT chatpersist.merge_messages('[]', '[]', '[]')$$),
