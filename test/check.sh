@@ -1,5 +1,5 @@
 # check.sh: the counting check of the test scripts (dump_restore.sh,
-# cursor_moves.sh, version_props.sh, upgrade.sh).  Source it; the script
+# cursor_moves.sh, realtime.sh, version_props.sh, upgrade.sh).  Source it; the script
 # keeps the counters passed and failed (start them at 0) and ends with
 # "NAME: $passed passed, $failed failed".
 #
