@@ -1,6 +1,6 @@
 # check.sh: the counting check of the test scripts (dump_restore.sh,
-# cursor_moves.sh, version_props.sh, upgrade.sh).  Source it; the script
-# keeps the counters passed and failed (start them at 0) and ends with
+# cursor_moves.sh, realtime.sh, version_props.sh, upgrade.sh).  Source it;
+# the script keeps the counters passed and failed (start them at 0) and ends with
 # "NAME: $passed passed, $failed failed".
 #
 # check NAME COMMAND...: run the command; count it as passed if it exits 0,

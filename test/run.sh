@@ -9,7 +9,9 @@
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
 # pgTAP (test/pgtap/), the property scripts (test/*_props.sh), the
 # dump and restore round trip (test/dump_restore.sh), the change cursor
-# across restores and replication (test/cursor_moves.sh), the fuzzer
+# across restores and replication (test/cursor_moves.sh), what Supabase
+# Realtime's Postgres Changes would deliver from the message rows and to
+# whom (test/realtime.sh, a cluster of its own), the fuzzer
 # (test/fuzz.sh), the node-postgres client example's tests
 # (examples/node), the differential test against the last 1.x build
 # rebuilt from git history (test/differential.sh) and the upgrade from
@@ -157,6 +159,10 @@ echo "== change cursors across moves of the data (test/cursor_moves.sh, clusters
 bash test/cursor_moves.sh 2>&1 | tee .cursor_moves.log
 record_from_log cursor_moves .cursor_moves.log
 
+echo "== Realtime Postgres Changes on the message rows (test/realtime.sh, a cluster of its own)"
+bash test/realtime.sh 2>&1 | tee .realtime.log
+record_from_log realtime .realtime.log
+
 echo "== the 1.x oracle against this build (test/differential.sh, ${DIFF_COUNT:-3000} calls, clusters of its own)"
 bash test/differential.sh 2>&1 | tee .differential.log
 record_from_log differential .differential.log
@@ -219,7 +225,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .cursor_moves.log .differential.log .upgrade.log .upgrade_1.0.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log .fuzz.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .cursor_moves.log .realtime.log .differential.log .upgrade.log .upgrade_1.0.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log .fuzz.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
