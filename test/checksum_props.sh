@@ -15,7 +15,9 @@
 #
 # Prints one line per failing value and ends with
 #	checksum_props: N passed, M failed
-# It exits non-zero if M > 0 or N < 2000.  Creates only temporary functions
+# It exits non-zero exactly when M > 0: fewer than 2000 values passing, a
+# missing tool, an SQL error or any other exit before the end each count as
+# a failure in that line.  Creates only temporary functions
 # (pg_temp) in the database and removes its temporary files.
 #
 # Copyright (c) 2026, chatpersist developers
@@ -28,9 +30,12 @@ set -euo pipefail
 export LC_ALL=C
 export PGCLIENTENCODING=UTF8
 
-# Remove the temporary files.  If the run stopped before its summary (a
-# missing tool, no connection, an SQL error), still end with a failing
-# summary line.
+# Remove the temporary files and print the summary line, on every exit.  A
+# run that stopped before its end (a missing tool, no connection, an SQL
+# error) or exits non-zero with no failure counted gets one failure more, so
+# the line and the exit status always agree.
+passed=0
+failed=0
 summary_done=
 tmpdir=
 # shellcheck disable=SC2317  # invoked by the EXIT trap
@@ -41,9 +46,13 @@ finish()
 	[ -z "$tmpdir" ] || rm -rf "$tmpdir"
 	if [ -z "$summary_done" ]; then
 		echo "FAIL the test aborted with exit status $rc"
-		echo "checksum_props: 0 passed, 1 failed"
-		[ "$rc" -ne 0 ] || rc=1
+		failed=$((failed + 1))
+	elif [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		echo "FAIL exit status $rc"
+		failed=1
 	fi
+	[ "$failed" -eq 0 ] || [ "$rc" -ne 0 ] || rc=1
+	echo "checksum_props: $passed passed, $failed failed"
 	exit "$rc"
 }
 
@@ -325,10 +334,8 @@ read -r nbad <"$tmpdir/bad"
 failed=$((failed + nbad))
 if [ "$passed" -lt "$min_passed" ]; then
 	echo "FAIL only $passed values passed, fewer than $min_passed"
+	failed=$((failed + 1))
 fi
-echo "checksum_props: $passed passed, $failed failed"
+# finish (the EXIT trap) prints the summary line
 summary_done=1
-if [ "$failed" -gt 0 ] || [ "$passed" -lt "$min_passed" ]; then
-	exit 1
-fi
-exit 0
+[ "$failed" -eq 0 ]

@@ -43,8 +43,9 @@ failed=0
 summary_done=
 tmpdir=
 
-# If the run stopped before its summary (no connection, an SQL error),
-# still end with a failing summary line
+# Print the summary line on every exit: a run that stopped before its end
+# (no connection, an SQL error) or exits non-zero with no failure counted
+# gets one failure more, so the line and the exit status always agree
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 finish()
 {
@@ -53,9 +54,13 @@ finish()
 	[ -z "$tmpdir" ] || rm -rf "$tmpdir"
 	if [ -z "$summary_done" ]; then
 		echo "FAIL the test aborted with exit status $rc"
-		echo "migration_memory_props: $passed passed, $((failed + 1)) failed"
-		[ "$rc" -ne 0 ] || rc=1
+		failed=$((failed + 1))
+	elif [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		echo "FAIL exit status $rc"
+		failed=1
 	fi
+	[ "$failed" -eq 0 ] || [ "$rc" -ne 0 ] || rc=1
+	echo "migration_memory_props: $passed passed, $failed failed"
 	exit "$rc"
 }
 trap finish EXIT
@@ -174,6 +179,6 @@ check "migrate_user moved all 10,000 conversations (and their message rows)" \
 
 cleanup
 
-echo "migration_memory_props: $passed passed, $failed failed"
+# finish (the EXIT trap) prints the summary line
 summary_done=1
 [ "$failed" -eq 0 ]

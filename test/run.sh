@@ -76,6 +76,7 @@ record_from_log() {
 		record "$name" "$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')" \
 			"$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')"
 	else
+		echo "$name: no \"$script: N passed, M failed\" line in its log (the suite is missing or died)"
 		record "$name" 0 1
 	fi
 }
@@ -119,11 +120,30 @@ record pgtap $((tests - failed > 0 ? tests - failed : 0)) "$failed"
 echo "== property scripts"
 createdb chatpersist_props
 psql -X -q -d chatpersist_props -c "CREATE EXTENSION chatpersist"
+# The scripts run.sh expects: a missing one is a failure, not a suite
+# skipped, and so is a test/*_props.sh not listed here (add it), or one
+# whose exit status is a failure its summary line does not count
+props_scripts="checksum_props version_props migration_memory_props"
 for script in test/*_props.sh; do
-	[ -e "$script" ] || continue
-	name=$(basename "$script" .sh)
-	PGDATABASE=chatpersist_props bash "$script" 2>&1 | tee ".$name.log"
+	[ -e "$script" ] || continue # no file matched
+	case " $props_scripts " in
+		*" $(basename "$script" .sh) "*) ;;
+		*) echo "$script is not in run.sh's list of property scripts"; record "$(basename "$script" .sh)" 0 1 ;;
+	esac
+done
+for name in $props_scripts; do
+	if [ ! -f "test/$name.sh" ]; then
+		echo "test/$name.sh is missing"
+		record "$name" 0 1
+		continue
+	fi
+	PGDATABASE=chatpersist_props bash "test/$name.sh" 2>&1 | tee ".$name.log"
+	rc=${PIPESTATUS[0]}
 	record_from_log "$name" ".$name.log"
+	if [ "$rc" -ne 0 ] && grep -E "^$name: [0-9]+ passed, [0-9]+ failed$" ".$name.log" | tail -n 1 | grep -q ' 0 failed$'; then
+		echo "test/$name.sh exited with status $rc after reporting no failure"
+		record "$name-exit" 0 1
+	fi
 done
 
 echo "== fuzzer (test/fuzz.sh: 10000 random and malformed inputs, then the oracle's self-test)"

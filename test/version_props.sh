@@ -43,6 +43,9 @@ failed=0
 summary_done=
 tmpdir=
 
+# Print the summary line on every exit: a run that stopped before its end
+# or exits non-zero with no failure counted gets one failure more, so the
+# line and the exit status always agree
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 finish()
 {
@@ -51,9 +54,13 @@ finish()
 	[ -z "$tmpdir" ] || rm -rf "$tmpdir"
 	if [ -z "$summary_done" ]; then
 		echo "FAIL the test aborted with exit status $rc"
-		echo "version_props: 0 passed, 1 failed"
-		[ "$rc" -ne 0 ] || rc=1
+		failed=$((failed + 1))
+	elif [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		echo "FAIL exit status $rc"
+		failed=1
 	fi
+	[ "$failed" -eq 0 ] || [ "$rc" -ne 0 ] || rc=1
+	echo "version_props: $passed passed, $failed failed"
 	exit "$rc"
 }
 trap finish EXIT
@@ -145,6 +152,6 @@ for u in "$account" "$guest"; do
 done
 
 clean_users
+# finish (the EXIT trap) prints the summary line
 summary_done=1
-echo "version_props: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

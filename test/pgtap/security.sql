@@ -14,7 +14,8 @@
 --
 -- The role x identity matrix: authenticated acting as U1 with the identity
 -- from chatpersist.user_id, from request.jwt.claims and from
--- request.jwt.claim.sub, each through the functions and through direct SQL;
+-- request.jwt.claim.sub, each through the functions and through direct SQL
+-- (one function, pg_temp.u1_matrix, run once for each of the three);
 -- authenticated without identity and with malformed identities; anon;
 -- service_role.  After each block U2's rows are compared with the seed.
 --
@@ -348,724 +349,271 @@ RESET ROLE;
 SELECT is(chatpersist.current_user_id(), NULL, 'identity cleared');
 
 -- ---------------------------------------------------------------------------
--- authenticated as U1, identity from SET LOCAL chatpersist.user_id
+-- authenticated as U1: the same matrix for each place the identity can come
+-- from (pg_temp.u1_matrix, called three times below)
+--
+-- SETTING is the parameter that carries U1's id (VALUE is what it is set
+-- to), as chatpersist.user_id, as the sub of request.jwt.claims (set as
+-- PostgREST sets it) or as request.jwt.claim.sub (older PostgREST).
+-- ID_PREFIX names the conversations a run creates (<prefix>-fn,
+-- <prefix>-sql, <prefix>-new), so that the three runs do not meet; LABEL
+-- starts every test's description.  The function switches to authenticated
+-- and sets the identity itself (set_config(..., true), to the end of the
+-- transaction), clears both, then compares U2's rows with the seed as the
+-- superuser: 50 tests a run.  It goes with the ROLLBACK.
 -- ---------------------------------------------------------------------------
-SET LOCAL ROLE authenticated;
-SET LOCAL chatpersist.user_id = '11111111-1111-4111-8111-111111111111';
-SELECT is(chatpersist.current_user_id(), '11111111-1111-4111-8111-111111111111'::uuid, 'GUC: current_user_id() is U1');
+CREATE FUNCTION pg_temp.u1_matrix(label text, id_prefix text, setting text, value text)
+RETURNS SETOF text LANGUAGE plpgsql AS $f$
+DECLARE
+	fn_id text := id_prefix || '-fn';
+	sql_id text := id_prefix || '-sql';
+	new_id text := id_prefix || '-new';
+BEGIN
+	PERFORM set_config('role', 'authenticated', true);
+	PERFORM set_config(setting, value, true);
 
--- reads: own rows visible, U2's invisible (U2 also has a conversation "chat")
-SELECT results_eq(
-	$$SELECT user_id, id, title, version FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 'chat')$$,
-	$$VALUES ('11111111-1111-4111-8111-111111111111'::uuid, 'chat'::text, 'u1 chat'::text, 1::bigint)$$,
-	'GUC: load_conversation of an own conversation returns it');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.load_conversation('22222222-2222-4222-8222-222222222222', 'chat')$$,
-	'GUC: load_conversation of U2''s conversation returns no row');
-SELECT results_eq(
-	$$SELECT id FROM chatpersist.load_conversations('11111111-1111-4111-8111-111111111111')$$,
-	ARRAY['chat'],
-	'GUC: load_conversations of U1 returns U1''s live conversations');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.load_conversations('22222222-2222-4222-8222-222222222222')$$,
-	'GUC: load_conversations of U2 returns no row');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.conversation_history('22222222-2222-4222-8222-222222222222', 'chat')$$,
-	'GUC: conversation_history of U2''s conversation returns no row');
--- (changes_since reports only rows committed before the reader's snapshot,
--- so inside this one test transaction it returns nothing even for own rows;
--- only the denial can be checked here)
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.changes_since('22222222-2222-4222-8222-222222222222', 0)$$,
-	'GUC: changes_since of U2 returns no row');
-SELECT results_eq(
-	$$SELECT user_id, title FROM chatpersist.conversations WHERE id = 'chat'$$,
-	$$VALUES ('11111111-1111-4111-8111-111111111111'::uuid, 'u1 chat'::text)$$,
-	'GUC: direct SELECT of id "chat" sees only U1''s row');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.conversations WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'GUC: direct SELECT of U2''s rows returns nothing');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.history WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'GUC: direct SELECT of U2''s history returns nothing');
-SELECT results_eq(
-	$$SELECT DISTINCT user_id FROM chatpersist.messages WHERE conversation_id = 'chat'$$,
-	ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
-	'GUC: direct SELECT of the message rows of "chat" sees only U1''s');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'GUC: direct SELECT of U2''s message rows returns nothing');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.history_messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'GUC: direct SELECT of U2''s history_messages returns nothing');
+	RETURN QUERY SELECT is(chatpersist.current_user_id(), '11111111-1111-4111-8111-111111111111'::uuid, label || ': current_user_id() is U1');
 
--- writes through the functions: own conversation, the whole life cycle
-SELECT results_eq(
-	$$SELECT status, version, message_count
-	    FROM chatpersist.save_conversation('11111111-1111-4111-8111-111111111111', 'g-fn', 'mine', '[{"id":"a","content":"one"}]')$$,
-	$$VALUES ('created'::text, 1::bigint, 1)$$,
-	'GUC: save_conversation creates an own conversation');
-SELECT results_eq(
-	$$SELECT status, version, message_count
-	    FROM chatpersist.save_conversation('11111111-1111-4111-8111-111111111111', 'g-fn', 'mine',
-	         '[{"id":"a","content":"one"},{"id":"b","content":"two"}]', p_expected_version := 1)$$,
-	$$VALUES ('updated'::text, 2::bigint, 2)$$,
-	'GUC: save_conversation updates an own conversation');
-SELECT results_eq(
-	$$SELECT status, version, message_count
-	    FROM chatpersist.append_messages('11111111-1111-4111-8111-111111111111', 'g-fn', '[{"id":"c","content":"three"}]', 2)$$,
-	$$VALUES ('updated'::text, 3::bigint, 3)$$,
-	'GUC: append_messages appends to an own conversation');
-SELECT results_eq(
-	$$SELECT version, replaced_by FROM chatpersist.conversation_history('11111111-1111-4111-8111-111111111111', 'g-fn')$$,
-	$$VALUES (2::bigint, 'updated'::text), (1, 'updated')$$,
-	'GUC: conversation_history shows the own conversation''s history');
-SELECT results_eq(
-	$$SELECT status, version, message_count FROM chatpersist.restore_version('11111111-1111-4111-8111-111111111111', 'g-fn', 1)$$,
-	$$VALUES ('updated'::text, 4::bigint, 1)$$,
-	'GUC: restore_version restores an own version');
-SELECT results_eq(
-	$$SELECT status, version, message_count FROM chatpersist.delete_conversation('11111111-1111-4111-8111-111111111111', 'g-fn', 4)$$,
-	$$VALUES ('deleted'::text, 5::bigint, 0)$$,
-	'GUC: delete_conversation deletes an own conversation');
+	-- reads: own rows visible, U2's invisible (U2 also has a conversation "chat")
+	RETURN QUERY SELECT results_eq(
+		$$SELECT user_id, id, title, version FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 'chat')$$,
+		$$VALUES ('11111111-1111-4111-8111-111111111111'::uuid, 'chat'::text, 'u1 chat'::text, 1::bigint)$$,
+		label || ': load_conversation of an own conversation returns it');
+	RETURN QUERY SELECT is_empty(
+		$$SELECT * FROM chatpersist.load_conversation('22222222-2222-4222-8222-222222222222', 'chat')$$,
+		label || ': load_conversation of U2''s conversation returns no row');
+	RETURN QUERY SELECT results_eq(
+		$$SELECT id FROM chatpersist.load_conversations('11111111-1111-4111-8111-111111111111')$$,
+		ARRAY['chat'],
+		label || ': load_conversations of U1 returns U1''s live conversations');
+	RETURN QUERY SELECT is_empty(
+		$$SELECT * FROM chatpersist.load_conversations('22222222-2222-4222-8222-222222222222')$$,
+		label || ': load_conversations of U2 returns no row');
+	RETURN QUERY SELECT is_empty(
+		$$SELECT * FROM chatpersist.conversation_history('22222222-2222-4222-8222-222222222222', 'chat')$$,
+		label || ': conversation_history of U2''s conversation returns no row');
+	-- (changes_since reports only rows committed before the reader's snapshot,
+	-- so inside this one test transaction it returns nothing even for own rows;
+	-- only the denial can be checked here)
+	RETURN QUERY SELECT is_empty(
+		$$SELECT * FROM chatpersist.changes_since('22222222-2222-4222-8222-222222222222', 0)$$,
+		label || ': changes_since of U2 returns no row');
+	RETURN QUERY SELECT results_eq(
+		$$SELECT user_id, title FROM chatpersist.conversations WHERE id = 'chat'$$,
+		$$VALUES ('11111111-1111-4111-8111-111111111111'::uuid, 'u1 chat'::text)$$,
+		label || ': direct SELECT of id "chat" sees only U1''s row');
+	RETURN QUERY SELECT is_empty(
+		$$SELECT * FROM chatpersist.conversations WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+		label || ': direct SELECT of U2''s rows returns nothing');
+	RETURN QUERY SELECT is_empty(
+		$$SELECT * FROM chatpersist.history WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+		label || ': direct SELECT of U2''s history returns nothing');
+	RETURN QUERY SELECT results_eq(
+		$$SELECT DISTINCT user_id FROM chatpersist.messages WHERE conversation_id = 'chat'$$,
+		ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
+		label || ': direct SELECT of the message rows of "chat" sees only U1''s');
+	RETURN QUERY SELECT is_empty(
+		$$SELECT * FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+		label || ': direct SELECT of U2''s message rows returns nothing');
+	RETURN QUERY SELECT is_empty(
+		$$SELECT * FROM chatpersist.history_messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+		label || ': direct SELECT of U2''s history_messages returns nothing');
 
--- writes through the functions: U2's conversations
-SELECT throws_ok(
-	$$SELECT chatpersist.save_conversation('22222222-2222-4222-8222-222222222222', 'chat', 'stolen', '[{"id":"x","content":"by u1"}]', true)$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'GUC: a forced save_conversation of U2''s conversation fails with 42501');
-SELECT throws_ok(
-	$$SELECT chatpersist.save_conversation('22222222-2222-4222-8222-222222222222', 'g-new', 'planted', '[{"id":"x","content":"by u1"}]')$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'GUC: save_conversation creating a conversation for U2 fails with 42501');
-SELECT throws_ok(
-	$$SELECT chatpersist.append_messages('22222222-2222-4222-8222-222222222222', 'chat', '[{"id":"x","content":"by u1"}]')$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'GUC: append_messages to U2''s conversation fails with 42501');
-SELECT results_eq(
-	$$SELECT status, version, checksum FROM chatpersist.delete_conversation('22222222-2222-4222-8222-222222222222', 'chat')$$,
-	$$VALUES ('unchanged'::text, NULL::bigint, NULL::text)$$,
-	'GUC: delete_conversation of U2''s conversation finds nothing to delete');
-SELECT throws_ok(
-	$$SELECT chatpersist.restore_version('22222222-2222-4222-8222-222222222222', 'chat', 1)$$,
-	'22023', 'version 1 of conversation "chat" is not in history',
-	'GUC: restore_version of U2''s archived version is "not in history"');
+	-- writes through the functions: own conversation, the whole life cycle
+	RETURN QUERY SELECT results_eq(
+		format($$SELECT status, version, message_count
+		    FROM chatpersist.save_conversation('11111111-1111-4111-8111-111111111111', %L, 'mine', '[{"id":"a","content":"one"}]')$$, fn_id),
+		$$VALUES ('created'::text, 1::bigint, 1)$$,
+		label || ': save_conversation creates an own conversation');
+	RETURN QUERY SELECT results_eq(
+		format($$SELECT status, version, message_count
+		    FROM chatpersist.save_conversation('11111111-1111-4111-8111-111111111111', %L, 'mine',
+		         '[{"id":"a","content":"one"},{"id":"b","content":"two"}]', p_expected_version := 1)$$, fn_id),
+		$$VALUES ('updated'::text, 2::bigint, 2)$$,
+		label || ': save_conversation updates an own conversation');
+	RETURN QUERY SELECT results_eq(
+		format($$SELECT status, version, message_count
+		    FROM chatpersist.append_messages('11111111-1111-4111-8111-111111111111', %L, '[{"id":"c","content":"three"}]', 2)$$, fn_id),
+		$$VALUES ('updated'::text, 3::bigint, 3)$$,
+		label || ': append_messages appends to an own conversation');
+	RETURN QUERY SELECT results_eq(
+		format($$SELECT version, replaced_by FROM chatpersist.conversation_history('11111111-1111-4111-8111-111111111111', %L)$$, fn_id),
+		$$VALUES (2::bigint, 'updated'::text), (1, 'updated')$$,
+		label || ': conversation_history shows the own conversation''s history');
+	RETURN QUERY SELECT results_eq(
+		format($$SELECT status, version, message_count FROM chatpersist.restore_version('11111111-1111-4111-8111-111111111111', %L, 1)$$, fn_id),
+		$$VALUES ('updated'::text, 4::bigint, 1)$$,
+		label || ': restore_version restores an own version');
+	RETURN QUERY SELECT results_eq(
+		format($$SELECT status, version, message_count FROM chatpersist.delete_conversation('11111111-1111-4111-8111-111111111111', %L, 4)$$, fn_id),
+		$$VALUES ('deleted'::text, 5::bigint, 0)$$,
+		label || ': delete_conversation deletes an own conversation');
 
--- direct SQL: own rows (2.0: an INSERT of the head makes an empty
--- conversation; its messages are rows of chatpersist.messages, each direct
--- write of one a new version)
-WITH i AS (
-	INSERT INTO chatpersist.conversations (user_id, id, title)
-	VALUES ('11111111-1111-4111-8111-111111111111', 'g-sql', 'direct')
-	RETURNING version, message_count)
-SELECT is(array_agg(version || ' ' || message_count), ARRAY['1 0'], 'GUC: direct INSERT of an own row') FROM i;
-WITH i AS (
-	INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	VALUES ('11111111-1111-4111-8111-111111111111', 'g-sql', '{"id":"a","content":"one"}'),
-		   ('11111111-1111-4111-8111-111111111111', 'g-sql', '{"id":"b","content":"two"}'),
-		   ('11111111-1111-4111-8111-111111111111', 'g-sql', '{"id":"c","content":"three"}')
-	RETURNING id, changed_version)
-SELECT is(array_agg(id || ' ' || changed_version ORDER BY id), ARRAY['a 2', 'b 3', 'c 4'],
-	'GUC: direct INSERT of own message rows') FROM i;
-WITH u AS (
-	UPDATE chatpersist.messages SET message = '{"id":"a","content":"one, edited"}'
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'g-sql' AND id = 'a'
-	RETURNING changed_version)
-SELECT is(array_agg(changed_version), ARRAY[5::bigint], 'GUC: direct UPDATE of an own message row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.messages SET removed = true
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'g-sql' AND id = 'b'
-	RETURNING changed_version)
-SELECT is(array_agg(changed_version), ARRAY[6::bigint], 'GUC: direct removal of an own message row') FROM u;
-WITH d AS (
-	DELETE FROM chatpersist.messages
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'g-sql' AND id = 'c'
-	RETURNING 1)
-SELECT is(count(*)::int, 1, 'GUC: direct DELETE of an own message row') FROM d;
-WITH u AS (
-	UPDATE chatpersist.conversations SET title = 'direct 2'
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 'g-sql'
-	RETURNING version)
-SELECT is(array_agg(version), ARRAY[8::bigint], 'GUC: direct UPDATE of an own row') FROM u;
-SELECT results_eq(
-	$$SELECT messages, checksum, message_count
-		FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 'g-sql')$$,
-	$$VALUES ('[{"id":"a","content":"one, edited"}]'::jsonb, chatpersist.checksum('[{"id":"a","content":"one, edited"}]'), 1)$$,
-	'GUC: the own conversation holds what the direct SQL wrote');
-WITH d AS (
-	DELETE FROM chatpersist.conversations WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 'g-sql'
-	RETURNING version)
-SELECT is(array_agg(version), ARRAY[8::bigint], 'GUC: direct DELETE of an own row') FROM d;
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.messages
-	   WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'g-sql'$$,
-	'GUC: the direct DELETE of an own row took its message rows');
+	-- writes through the functions: U2's conversations
+	RETURN QUERY SELECT throws_ok(
+		$$SELECT chatpersist.save_conversation('22222222-2222-4222-8222-222222222222', 'chat', 'stolen', '[{"id":"x","content":"by u1"}]', true)$$,
+		'42501', 'new row violates row-level security policy for table "conversations"',
+		label || ': a forced save_conversation of U2''s conversation fails with 42501');
+	RETURN QUERY SELECT throws_ok(
+		format($$SELECT chatpersist.save_conversation('22222222-2222-4222-8222-222222222222', %L, 'planted', '[{"id":"x","content":"by u1"}]')$$, new_id),
+		'42501', 'new row violates row-level security policy for table "conversations"',
+		label || ': save_conversation creating a conversation for U2 fails with 42501');
+	RETURN QUERY SELECT throws_ok(
+		$$SELECT chatpersist.append_messages('22222222-2222-4222-8222-222222222222', 'chat', '[{"id":"x","content":"by u1"}]')$$,
+		'42501', 'new row violates row-level security policy for table "conversations"',
+		label || ': append_messages to U2''s conversation fails with 42501');
+	RETURN QUERY SELECT results_eq(
+		$$SELECT status, version, checksum FROM chatpersist.delete_conversation('22222222-2222-4222-8222-222222222222', 'chat')$$,
+		$$VALUES ('unchanged'::text, NULL::bigint, NULL::text)$$,
+		label || ': delete_conversation of U2''s conversation finds nothing to delete');
+	RETURN QUERY SELECT throws_ok(
+		$$SELECT chatpersist.restore_version('22222222-2222-4222-8222-222222222222', 'chat', 1)$$,
+		'22023', 'version 1 of conversation "chat" is not in history',
+		label || ': restore_version of U2''s archived version is "not in history"');
 
--- direct SQL: U2's rows
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'g-sql', 'planted')$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'GUC: direct INSERT of a row for U2 fails with 42501');
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', 'stolen')
-	  ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'GUC: direct upsert onto U2''s row fails with 42501');
-WITH u AS (
-	UPDATE chatpersist.conversations SET title = 'stolen' WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'GUC: direct UPDATE of U2''s rows affects no row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.conversations SET title = title WHERE id = 'chat'
-	RETURNING user_id)
-SELECT is(array_agg(user_id), ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
-	'GUC: direct UPDATE by the shared id "chat" reaches only U1''s row') FROM u;
-WITH d AS (
-	DELETE FROM chatpersist.conversations WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'GUC: direct DELETE of U2''s rows affects no row') FROM d;
-WITH d AS (
-	DELETE FROM chatpersist.conversations WHERE id = 'notes'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'GUC: direct DELETE by U2''s conversation id affects no row') FROM d;
+	-- direct SQL: own rows (2.0: an INSERT of the head makes an empty
+	-- conversation; its messages are rows of chatpersist.messages, each direct
+	-- write of one a new version)
+	RETURN QUERY WITH i AS (
+		INSERT INTO chatpersist.conversations (user_id, id, title)
+		VALUES ('11111111-1111-4111-8111-111111111111', sql_id, 'direct')
+		RETURNING version, message_count)
+	SELECT is(array_agg(version || ' ' || message_count), ARRAY['1 0'], label || ': direct INSERT of an own row') FROM i;
+	RETURN QUERY WITH i AS (
+		INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+		VALUES ('11111111-1111-4111-8111-111111111111', sql_id, '{"id":"a","content":"one"}'),
+			   ('11111111-1111-4111-8111-111111111111', sql_id, '{"id":"b","content":"two"}'),
+			   ('11111111-1111-4111-8111-111111111111', sql_id, '{"id":"c","content":"three"}')
+		RETURNING id, changed_version)
+	SELECT is(array_agg(id || ' ' || changed_version ORDER BY id), ARRAY['a 2', 'b 3', 'c 4'],
+		label || ': direct INSERT of own message rows') FROM i;
+	RETURN QUERY WITH u AS (
+		UPDATE chatpersist.messages SET message = '{"id":"a","content":"one, edited"}'
+		 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = sql_id AND id = 'a'
+		RETURNING changed_version)
+	SELECT is(array_agg(changed_version), ARRAY[5::bigint], label || ': direct UPDATE of an own message row') FROM u;
+	RETURN QUERY WITH u AS (
+		UPDATE chatpersist.messages SET removed = true
+		 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = sql_id AND id = 'b'
+		RETURNING changed_version)
+	SELECT is(array_agg(changed_version), ARRAY[6::bigint], label || ': direct removal of an own message row') FROM u;
+	RETURN QUERY WITH d AS (
+		DELETE FROM chatpersist.messages
+		 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = sql_id AND id = 'c'
+		RETURNING 1)
+	SELECT is(count(*)::int, 1, label || ': direct DELETE of an own message row') FROM d;
+	RETURN QUERY WITH u AS (
+		UPDATE chatpersist.conversations SET title = 'direct 2'
+		 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = sql_id
+		RETURNING version)
+	SELECT is(array_agg(version), ARRAY[8::bigint], label || ': direct UPDATE of an own row') FROM u;
+	RETURN QUERY SELECT results_eq(
+		format($$SELECT messages, checksum, message_count
+			FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', %L)$$, sql_id),
+		$$VALUES ('[{"id":"a","content":"one, edited"}]'::jsonb, chatpersist.checksum('[{"id":"a","content":"one, edited"}]'), 1)$$,
+		label || ': the own conversation holds what the direct SQL wrote');
+	RETURN QUERY WITH d AS (
+		DELETE FROM chatpersist.conversations WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = sql_id
+		RETURNING version)
+	SELECT is(array_agg(version), ARRAY[8::bigint], label || ': direct DELETE of an own row') FROM d;
+	RETURN QUERY SELECT is_empty(
+		format($$SELECT * FROM chatpersist.messages
+		   WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = %L$$, sql_id),
+		label || ': the direct DELETE of an own row took its message rows');
 
--- direct SQL on message rows: U2's (the trigger looks for the head with the
--- caller's rights, so U2's conversation is as missing as one that does not
--- exist)
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$,
-	'23503', 'conversation "chat" does not exist',
-	'GUC: direct INSERT of a message row into U2''s conversation fails');
-SELECT is(
-	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-						VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$),
-	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-						VALUES ('33333333-3333-4333-8333-333333333333', 'chat', '{"id":"x","content":"by u1"}')$$),
-	'GUC: ... exactly as into a conversation that does not exist');
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	  VALUES ('11111111-1111-4111-8111-111111111111', 'notes', '{"id":"x","content":"by u1"}')$$,
-	'23503', 'conversation "notes" does not exist',
-	'GUC: direct INSERT of an own message row under U2''s conversation id fails');
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"m1","content":"stolen"}')
-	  ON CONFLICT (user_id, conversation_id, id) DO UPDATE SET message = excluded.message$$,
-	'23503', 'conversation "chat" does not exist',
-	'GUC: direct upsert onto U2''s message row fails');
-WITH u AS (
-	UPDATE chatpersist.messages SET message = '{"id":"m1","content":"stolen"}'
-	 WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'GUC: direct UPDATE of U2''s message rows affects no row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.messages SET removed = true WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'GUC: direct removal of U2''s message rows affects no row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.messages SET message = message WHERE conversation_id = 'chat' AND id = 'm1'
-	RETURNING user_id)
-SELECT is(array_agg(user_id), ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
-	'GUC: direct UPDATE by the shared ids "chat" and "m1" reaches only U1''s message row') FROM u;
-WITH d AS (
-	DELETE FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'GUC: direct DELETE of U2''s message rows affects no row') FROM d;
-WITH d AS (
-	DELETE FROM chatpersist.messages WHERE conversation_id = 'notes'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'GUC: direct DELETE by U2''s conversation id affects no message row') FROM d;
+	-- direct SQL: U2's rows
+	RETURN QUERY SELECT throws_ok(
+		format($$INSERT INTO chatpersist.conversations (user_id, id, title)
+		  VALUES ('22222222-2222-4222-8222-222222222222', %L, 'planted')$$, sql_id),
+		'42501', 'new row violates row-level security policy for table "conversations"',
+		label || ': direct INSERT of a row for U2 fails with 42501');
+	RETURN QUERY SELECT throws_ok(
+		$$INSERT INTO chatpersist.conversations (user_id, id, title)
+		  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', 'stolen')
+		  ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title$$,
+		'42501', 'new row violates row-level security policy for table "conversations"',
+		label || ': direct upsert onto U2''s row fails with 42501');
+	RETURN QUERY WITH u AS (
+		UPDATE chatpersist.conversations SET title = 'stolen' WHERE user_id = '22222222-2222-4222-8222-222222222222'
+		RETURNING 1)
+	SELECT is(count(*)::int, 0, label || ': direct UPDATE of U2''s rows affects no row') FROM u;
+	RETURN QUERY WITH u AS (
+		UPDATE chatpersist.conversations SET title = title WHERE id = 'chat'
+		RETURNING user_id)
+	SELECT is(array_agg(user_id), ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
+		label || ': direct UPDATE by the shared id "chat" reaches only U1''s row') FROM u;
+	RETURN QUERY WITH d AS (
+		DELETE FROM chatpersist.conversations WHERE user_id = '22222222-2222-4222-8222-222222222222'
+		RETURNING 1)
+	SELECT is(count(*)::int, 0, label || ': direct DELETE of U2''s rows affects no row') FROM d;
+	RETURN QUERY WITH d AS (
+		DELETE FROM chatpersist.conversations WHERE id = 'notes'
+		RETURNING 1)
+	SELECT is(count(*)::int, 0, label || ': direct DELETE by U2''s conversation id affects no row') FROM d;
 
-RESET ROLE;
-RESET chatpersist.user_id;
-SELECT is(chatpersist.current_user_id(), NULL, 'GUC: identity cleared again');
-SELECT results_eq(
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
-	'GUC: U2''s rows and history are as seeded');
+	-- direct SQL on message rows: U2's (the trigger looks for the head with the
+	-- caller's rights, so U2's conversation is as missing as one that does not
+	-- exist)
+	RETURN QUERY SELECT throws_ok(
+		$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+		  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$,
+		'23503', 'conversation "chat" does not exist',
+		label || ': direct INSERT of a message row into U2''s conversation fails');
+	RETURN QUERY SELECT is(
+		pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+							VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$),
+		pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+							VALUES ('33333333-3333-4333-8333-333333333333', 'chat', '{"id":"x","content":"by u1"}')$$),
+		label || ': ... exactly as into a conversation that does not exist');
+	RETURN QUERY SELECT throws_ok(
+		$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+		  VALUES ('11111111-1111-4111-8111-111111111111', 'notes', '{"id":"x","content":"by u1"}')$$,
+		'23503', 'conversation "notes" does not exist',
+		label || ': direct INSERT of an own message row under U2''s conversation id fails');
+	RETURN QUERY SELECT throws_ok(
+		$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
+		  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"m1","content":"stolen"}')
+		  ON CONFLICT (user_id, conversation_id, id) DO UPDATE SET message = excluded.message$$,
+		'23503', 'conversation "chat" does not exist',
+		label || ': direct upsert onto U2''s message row fails');
+	RETURN QUERY WITH u AS (
+		UPDATE chatpersist.messages SET message = '{"id":"m1","content":"stolen"}'
+		 WHERE user_id = '22222222-2222-4222-8222-222222222222'
+		RETURNING 1)
+	SELECT is(count(*)::int, 0, label || ': direct UPDATE of U2''s message rows affects no row') FROM u;
+	RETURN QUERY WITH u AS (
+		UPDATE chatpersist.messages SET removed = true WHERE user_id = '22222222-2222-4222-8222-222222222222'
+		RETURNING 1)
+	SELECT is(count(*)::int, 0, label || ': direct removal of U2''s message rows affects no row') FROM u;
+	RETURN QUERY WITH u AS (
+		UPDATE chatpersist.messages SET message = message WHERE conversation_id = 'chat' AND id = 'm1'
+		RETURNING user_id)
+	SELECT is(array_agg(user_id), ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
+		label || ': direct UPDATE by the shared ids "chat" and "m1" reaches only U1''s message row') FROM u;
+	RETURN QUERY WITH d AS (
+		DELETE FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'
+		RETURNING 1)
+	SELECT is(count(*)::int, 0, label || ': direct DELETE of U2''s message rows affects no row') FROM d;
+	RETURN QUERY WITH d AS (
+		DELETE FROM chatpersist.messages WHERE conversation_id = 'notes'
+		RETURNING 1)
+	SELECT is(count(*)::int, 0, label || ': direct DELETE by U2''s conversation id affects no message row') FROM d;
 
--- ---------------------------------------------------------------------------
--- authenticated as U1, identity from the sub of request.jwt.claims, set as PostgREST sets it
--- ---------------------------------------------------------------------------
-SET LOCAL ROLE authenticated;
-SELECT set_config('request.jwt.claims', '{"sub":"11111111-1111-4111-8111-111111111111","role":"authenticated"}', true) \g /dev/null
-SELECT is(chatpersist.current_user_id(), '11111111-1111-4111-8111-111111111111'::uuid, 'claims: current_user_id() is U1');
+	PERFORM set_config('role', 'none', true);
+	PERFORM set_config(setting, '', true);
+	RETURN QUERY SELECT is(chatpersist.current_user_id(), NULL, label || ': identity cleared again');
+	RETURN QUERY SELECT results_eq(
+		$$SELECT * FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
+		$$SELECT * FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
+		label || ': U2''s rows and history are as seeded');
+END
+$f$;
 
--- reads: own rows visible, U2's invisible (U2 also has a conversation "chat")
-SELECT results_eq(
-	$$SELECT user_id, id, title, version FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 'chat')$$,
-	$$VALUES ('11111111-1111-4111-8111-111111111111'::uuid, 'chat'::text, 'u1 chat'::text, 1::bigint)$$,
-	'claims: load_conversation of an own conversation returns it');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.load_conversation('22222222-2222-4222-8222-222222222222', 'chat')$$,
-	'claims: load_conversation of U2''s conversation returns no row');
-SELECT results_eq(
-	$$SELECT id FROM chatpersist.load_conversations('11111111-1111-4111-8111-111111111111')$$,
-	ARRAY['chat'],
-	'claims: load_conversations of U1 returns U1''s live conversations');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.load_conversations('22222222-2222-4222-8222-222222222222')$$,
-	'claims: load_conversations of U2 returns no row');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.conversation_history('22222222-2222-4222-8222-222222222222', 'chat')$$,
-	'claims: conversation_history of U2''s conversation returns no row');
--- (changes_since reports only rows committed before the reader's snapshot,
--- so inside this one test transaction it returns nothing even for own rows;
--- only the denial can be checked here)
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.changes_since('22222222-2222-4222-8222-222222222222', 0)$$,
-	'claims: changes_since of U2 returns no row');
-SELECT results_eq(
-	$$SELECT user_id, title FROM chatpersist.conversations WHERE id = 'chat'$$,
-	$$VALUES ('11111111-1111-4111-8111-111111111111'::uuid, 'u1 chat'::text)$$,
-	'claims: direct SELECT of id "chat" sees only U1''s row');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.conversations WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'claims: direct SELECT of U2''s rows returns nothing');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.history WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'claims: direct SELECT of U2''s history returns nothing');
-SELECT results_eq(
-	$$SELECT DISTINCT user_id FROM chatpersist.messages WHERE conversation_id = 'chat'$$,
-	ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
-	'claims: direct SELECT of the message rows of "chat" sees only U1''s');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'claims: direct SELECT of U2''s message rows returns nothing');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.history_messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'claims: direct SELECT of U2''s history_messages returns nothing');
+SELECT * FROM pg_temp.u1_matrix('GUC', 'g', 'chatpersist.user_id', '11111111-1111-4111-8111-111111111111');
+SELECT * FROM pg_temp.u1_matrix('claims', 'c', 'request.jwt.claims',
+								'{"sub":"11111111-1111-4111-8111-111111111111","role":"authenticated"}');
+SELECT * FROM pg_temp.u1_matrix('claim.sub', 's', 'request.jwt.claim.sub', '11111111-1111-4111-8111-111111111111');
 
--- writes through the functions: own conversation, the whole life cycle
-SELECT results_eq(
-	$$SELECT status, version, message_count
-	    FROM chatpersist.save_conversation('11111111-1111-4111-8111-111111111111', 'c-fn', 'mine', '[{"id":"a","content":"one"}]')$$,
-	$$VALUES ('created'::text, 1::bigint, 1)$$,
-	'claims: save_conversation creates an own conversation');
-SELECT results_eq(
-	$$SELECT status, version, message_count
-	    FROM chatpersist.save_conversation('11111111-1111-4111-8111-111111111111', 'c-fn', 'mine',
-	         '[{"id":"a","content":"one"},{"id":"b","content":"two"}]', p_expected_version := 1)$$,
-	$$VALUES ('updated'::text, 2::bigint, 2)$$,
-	'claims: save_conversation updates an own conversation');
-SELECT results_eq(
-	$$SELECT status, version, message_count
-	    FROM chatpersist.append_messages('11111111-1111-4111-8111-111111111111', 'c-fn', '[{"id":"c","content":"three"}]', 2)$$,
-	$$VALUES ('updated'::text, 3::bigint, 3)$$,
-	'claims: append_messages appends to an own conversation');
-SELECT results_eq(
-	$$SELECT version, replaced_by FROM chatpersist.conversation_history('11111111-1111-4111-8111-111111111111', 'c-fn')$$,
-	$$VALUES (2::bigint, 'updated'::text), (1, 'updated')$$,
-	'claims: conversation_history shows the own conversation''s history');
-SELECT results_eq(
-	$$SELECT status, version, message_count FROM chatpersist.restore_version('11111111-1111-4111-8111-111111111111', 'c-fn', 1)$$,
-	$$VALUES ('updated'::text, 4::bigint, 1)$$,
-	'claims: restore_version restores an own version');
-SELECT results_eq(
-	$$SELECT status, version, message_count FROM chatpersist.delete_conversation('11111111-1111-4111-8111-111111111111', 'c-fn', 4)$$,
-	$$VALUES ('deleted'::text, 5::bigint, 0)$$,
-	'claims: delete_conversation deletes an own conversation');
-
--- writes through the functions: U2's conversations
-SELECT throws_ok(
-	$$SELECT chatpersist.save_conversation('22222222-2222-4222-8222-222222222222', 'chat', 'stolen', '[{"id":"x","content":"by u1"}]', true)$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'claims: a forced save_conversation of U2''s conversation fails with 42501');
-SELECT throws_ok(
-	$$SELECT chatpersist.save_conversation('22222222-2222-4222-8222-222222222222', 'c-new', 'planted', '[{"id":"x","content":"by u1"}]')$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'claims: save_conversation creating a conversation for U2 fails with 42501');
-SELECT throws_ok(
-	$$SELECT chatpersist.append_messages('22222222-2222-4222-8222-222222222222', 'chat', '[{"id":"x","content":"by u1"}]')$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'claims: append_messages to U2''s conversation fails with 42501');
-SELECT results_eq(
-	$$SELECT status, version, checksum FROM chatpersist.delete_conversation('22222222-2222-4222-8222-222222222222', 'chat')$$,
-	$$VALUES ('unchanged'::text, NULL::bigint, NULL::text)$$,
-	'claims: delete_conversation of U2''s conversation finds nothing to delete');
-SELECT throws_ok(
-	$$SELECT chatpersist.restore_version('22222222-2222-4222-8222-222222222222', 'chat', 1)$$,
-	'22023', 'version 1 of conversation "chat" is not in history',
-	'claims: restore_version of U2''s archived version is "not in history"');
-
--- direct SQL: own rows (2.0: an INSERT of the head makes an empty
--- conversation; its messages are rows of chatpersist.messages, each direct
--- write of one a new version)
-WITH i AS (
-	INSERT INTO chatpersist.conversations (user_id, id, title)
-	VALUES ('11111111-1111-4111-8111-111111111111', 'c-sql', 'direct')
-	RETURNING version, message_count)
-SELECT is(array_agg(version || ' ' || message_count), ARRAY['1 0'], 'claims: direct INSERT of an own row') FROM i;
-WITH i AS (
-	INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	VALUES ('11111111-1111-4111-8111-111111111111', 'c-sql', '{"id":"a","content":"one"}'),
-		   ('11111111-1111-4111-8111-111111111111', 'c-sql', '{"id":"b","content":"two"}'),
-		   ('11111111-1111-4111-8111-111111111111', 'c-sql', '{"id":"c","content":"three"}')
-	RETURNING id, changed_version)
-SELECT is(array_agg(id || ' ' || changed_version ORDER BY id), ARRAY['a 2', 'b 3', 'c 4'],
-	'claims: direct INSERT of own message rows') FROM i;
-WITH u AS (
-	UPDATE chatpersist.messages SET message = '{"id":"a","content":"one, edited"}'
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'c-sql' AND id = 'a'
-	RETURNING changed_version)
-SELECT is(array_agg(changed_version), ARRAY[5::bigint], 'claims: direct UPDATE of an own message row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.messages SET removed = true
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'c-sql' AND id = 'b'
-	RETURNING changed_version)
-SELECT is(array_agg(changed_version), ARRAY[6::bigint], 'claims: direct removal of an own message row') FROM u;
-WITH d AS (
-	DELETE FROM chatpersist.messages
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'c-sql' AND id = 'c'
-	RETURNING 1)
-SELECT is(count(*)::int, 1, 'claims: direct DELETE of an own message row') FROM d;
-WITH u AS (
-	UPDATE chatpersist.conversations SET title = 'direct 2'
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 'c-sql'
-	RETURNING version)
-SELECT is(array_agg(version), ARRAY[8::bigint], 'claims: direct UPDATE of an own row') FROM u;
-SELECT results_eq(
-	$$SELECT messages, checksum, message_count
-		FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 'c-sql')$$,
-	$$VALUES ('[{"id":"a","content":"one, edited"}]'::jsonb, chatpersist.checksum('[{"id":"a","content":"one, edited"}]'), 1)$$,
-	'claims: the own conversation holds what the direct SQL wrote');
-WITH d AS (
-	DELETE FROM chatpersist.conversations WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 'c-sql'
-	RETURNING version)
-SELECT is(array_agg(version), ARRAY[8::bigint], 'claims: direct DELETE of an own row') FROM d;
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.messages
-	   WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 'c-sql'$$,
-	'claims: the direct DELETE of an own row took its message rows');
-
--- direct SQL: U2's rows
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'c-sql', 'planted')$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'claims: direct INSERT of a row for U2 fails with 42501');
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', 'stolen')
-	  ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'claims: direct upsert onto U2''s row fails with 42501');
-WITH u AS (
-	UPDATE chatpersist.conversations SET title = 'stolen' WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claims: direct UPDATE of U2''s rows affects no row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.conversations SET title = title WHERE id = 'chat'
-	RETURNING user_id)
-SELECT is(array_agg(user_id), ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
-	'claims: direct UPDATE by the shared id "chat" reaches only U1''s row') FROM u;
-WITH d AS (
-	DELETE FROM chatpersist.conversations WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claims: direct DELETE of U2''s rows affects no row') FROM d;
-WITH d AS (
-	DELETE FROM chatpersist.conversations WHERE id = 'notes'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claims: direct DELETE by U2''s conversation id affects no row') FROM d;
-
--- direct SQL on message rows: U2's (the trigger looks for the head with the
--- caller's rights, so U2's conversation is as missing as one that does not
--- exist)
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$,
-	'23503', 'conversation "chat" does not exist',
-	'claims: direct INSERT of a message row into U2''s conversation fails');
-SELECT is(
-	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-						VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$),
-	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-						VALUES ('33333333-3333-4333-8333-333333333333', 'chat', '{"id":"x","content":"by u1"}')$$),
-	'claims: ... exactly as into a conversation that does not exist');
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	  VALUES ('11111111-1111-4111-8111-111111111111', 'notes', '{"id":"x","content":"by u1"}')$$,
-	'23503', 'conversation "notes" does not exist',
-	'claims: direct INSERT of an own message row under U2''s conversation id fails');
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"m1","content":"stolen"}')
-	  ON CONFLICT (user_id, conversation_id, id) DO UPDATE SET message = excluded.message$$,
-	'23503', 'conversation "chat" does not exist',
-	'claims: direct upsert onto U2''s message row fails');
-WITH u AS (
-	UPDATE chatpersist.messages SET message = '{"id":"m1","content":"stolen"}'
-	 WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claims: direct UPDATE of U2''s message rows affects no row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.messages SET removed = true WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claims: direct removal of U2''s message rows affects no row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.messages SET message = message WHERE conversation_id = 'chat' AND id = 'm1'
-	RETURNING user_id)
-SELECT is(array_agg(user_id), ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
-	'claims: direct UPDATE by the shared ids "chat" and "m1" reaches only U1''s message row') FROM u;
-WITH d AS (
-	DELETE FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claims: direct DELETE of U2''s message rows affects no row') FROM d;
-WITH d AS (
-	DELETE FROM chatpersist.messages WHERE conversation_id = 'notes'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claims: direct DELETE by U2''s conversation id affects no message row') FROM d;
-
-RESET ROLE;
-SELECT set_config('request.jwt.claims', '', true) \g /dev/null
-SELECT is(chatpersist.current_user_id(), NULL, 'claims: identity cleared again');
-SELECT results_eq(
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
-	'claims: U2''s rows and history are as seeded');
-
--- ---------------------------------------------------------------------------
--- authenticated as U1, identity from request.jwt.claim.sub (older PostgREST)
--- ---------------------------------------------------------------------------
-SET LOCAL ROLE authenticated;
-SELECT set_config('request.jwt.claim.sub', '11111111-1111-4111-8111-111111111111', true) \g /dev/null
-SELECT is(chatpersist.current_user_id(), '11111111-1111-4111-8111-111111111111'::uuid, 'claim.sub: current_user_id() is U1');
-
--- reads: own rows visible, U2's invisible (U2 also has a conversation "chat")
-SELECT results_eq(
-	$$SELECT user_id, id, title, version FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 'chat')$$,
-	$$VALUES ('11111111-1111-4111-8111-111111111111'::uuid, 'chat'::text, 'u1 chat'::text, 1::bigint)$$,
-	'claim.sub: load_conversation of an own conversation returns it');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.load_conversation('22222222-2222-4222-8222-222222222222', 'chat')$$,
-	'claim.sub: load_conversation of U2''s conversation returns no row');
-SELECT results_eq(
-	$$SELECT id FROM chatpersist.load_conversations('11111111-1111-4111-8111-111111111111')$$,
-	ARRAY['chat'],
-	'claim.sub: load_conversations of U1 returns U1''s live conversations');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.load_conversations('22222222-2222-4222-8222-222222222222')$$,
-	'claim.sub: load_conversations of U2 returns no row');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.conversation_history('22222222-2222-4222-8222-222222222222', 'chat')$$,
-	'claim.sub: conversation_history of U2''s conversation returns no row');
--- (changes_since reports only rows committed before the reader's snapshot,
--- so inside this one test transaction it returns nothing even for own rows;
--- only the denial can be checked here)
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.changes_since('22222222-2222-4222-8222-222222222222', 0)$$,
-	'claim.sub: changes_since of U2 returns no row');
-SELECT results_eq(
-	$$SELECT user_id, title FROM chatpersist.conversations WHERE id = 'chat'$$,
-	$$VALUES ('11111111-1111-4111-8111-111111111111'::uuid, 'u1 chat'::text)$$,
-	'claim.sub: direct SELECT of id "chat" sees only U1''s row');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.conversations WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'claim.sub: direct SELECT of U2''s rows returns nothing');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.history WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'claim.sub: direct SELECT of U2''s history returns nothing');
-SELECT results_eq(
-	$$SELECT DISTINCT user_id FROM chatpersist.messages WHERE conversation_id = 'chat'$$,
-	ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
-	'claim.sub: direct SELECT of the message rows of "chat" sees only U1''s');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'claim.sub: direct SELECT of U2''s message rows returns nothing');
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.history_messages WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	'claim.sub: direct SELECT of U2''s history_messages returns nothing');
-
--- writes through the functions: own conversation, the whole life cycle
-SELECT results_eq(
-	$$SELECT status, version, message_count
-	    FROM chatpersist.save_conversation('11111111-1111-4111-8111-111111111111', 's-fn', 'mine', '[{"id":"a","content":"one"}]')$$,
-	$$VALUES ('created'::text, 1::bigint, 1)$$,
-	'claim.sub: save_conversation creates an own conversation');
-SELECT results_eq(
-	$$SELECT status, version, message_count
-	    FROM chatpersist.save_conversation('11111111-1111-4111-8111-111111111111', 's-fn', 'mine',
-	         '[{"id":"a","content":"one"},{"id":"b","content":"two"}]', p_expected_version := 1)$$,
-	$$VALUES ('updated'::text, 2::bigint, 2)$$,
-	'claim.sub: save_conversation updates an own conversation');
-SELECT results_eq(
-	$$SELECT status, version, message_count
-	    FROM chatpersist.append_messages('11111111-1111-4111-8111-111111111111', 's-fn', '[{"id":"c","content":"three"}]', 2)$$,
-	$$VALUES ('updated'::text, 3::bigint, 3)$$,
-	'claim.sub: append_messages appends to an own conversation');
-SELECT results_eq(
-	$$SELECT version, replaced_by FROM chatpersist.conversation_history('11111111-1111-4111-8111-111111111111', 's-fn')$$,
-	$$VALUES (2::bigint, 'updated'::text), (1, 'updated')$$,
-	'claim.sub: conversation_history shows the own conversation''s history');
-SELECT results_eq(
-	$$SELECT status, version, message_count FROM chatpersist.restore_version('11111111-1111-4111-8111-111111111111', 's-fn', 1)$$,
-	$$VALUES ('updated'::text, 4::bigint, 1)$$,
-	'claim.sub: restore_version restores an own version');
-SELECT results_eq(
-	$$SELECT status, version, message_count FROM chatpersist.delete_conversation('11111111-1111-4111-8111-111111111111', 's-fn', 4)$$,
-	$$VALUES ('deleted'::text, 5::bigint, 0)$$,
-	'claim.sub: delete_conversation deletes an own conversation');
-
--- writes through the functions: U2's conversations
-SELECT throws_ok(
-	$$SELECT chatpersist.save_conversation('22222222-2222-4222-8222-222222222222', 'chat', 'stolen', '[{"id":"x","content":"by u1"}]', true)$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'claim.sub: a forced save_conversation of U2''s conversation fails with 42501');
-SELECT throws_ok(
-	$$SELECT chatpersist.save_conversation('22222222-2222-4222-8222-222222222222', 's-new', 'planted', '[{"id":"x","content":"by u1"}]')$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'claim.sub: save_conversation creating a conversation for U2 fails with 42501');
-SELECT throws_ok(
-	$$SELECT chatpersist.append_messages('22222222-2222-4222-8222-222222222222', 'chat', '[{"id":"x","content":"by u1"}]')$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'claim.sub: append_messages to U2''s conversation fails with 42501');
-SELECT results_eq(
-	$$SELECT status, version, checksum FROM chatpersist.delete_conversation('22222222-2222-4222-8222-222222222222', 'chat')$$,
-	$$VALUES ('unchanged'::text, NULL::bigint, NULL::text)$$,
-	'claim.sub: delete_conversation of U2''s conversation finds nothing to delete');
-SELECT throws_ok(
-	$$SELECT chatpersist.restore_version('22222222-2222-4222-8222-222222222222', 'chat', 1)$$,
-	'22023', 'version 1 of conversation "chat" is not in history',
-	'claim.sub: restore_version of U2''s archived version is "not in history"');
-
--- direct SQL: own rows (2.0: an INSERT of the head makes an empty
--- conversation; its messages are rows of chatpersist.messages, each direct
--- write of one a new version)
-WITH i AS (
-	INSERT INTO chatpersist.conversations (user_id, id, title)
-	VALUES ('11111111-1111-4111-8111-111111111111', 's-sql', 'direct')
-	RETURNING version, message_count)
-SELECT is(array_agg(version || ' ' || message_count), ARRAY['1 0'], 'claim.sub: direct INSERT of an own row') FROM i;
-WITH i AS (
-	INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	VALUES ('11111111-1111-4111-8111-111111111111', 's-sql', '{"id":"a","content":"one"}'),
-		   ('11111111-1111-4111-8111-111111111111', 's-sql', '{"id":"b","content":"two"}'),
-		   ('11111111-1111-4111-8111-111111111111', 's-sql', '{"id":"c","content":"three"}')
-	RETURNING id, changed_version)
-SELECT is(array_agg(id || ' ' || changed_version ORDER BY id), ARRAY['a 2', 'b 3', 'c 4'],
-	'claim.sub: direct INSERT of own message rows') FROM i;
-WITH u AS (
-	UPDATE chatpersist.messages SET message = '{"id":"a","content":"one, edited"}'
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 's-sql' AND id = 'a'
-	RETURNING changed_version)
-SELECT is(array_agg(changed_version), ARRAY[5::bigint], 'claim.sub: direct UPDATE of an own message row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.messages SET removed = true
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 's-sql' AND id = 'b'
-	RETURNING changed_version)
-SELECT is(array_agg(changed_version), ARRAY[6::bigint], 'claim.sub: direct removal of an own message row') FROM u;
-WITH d AS (
-	DELETE FROM chatpersist.messages
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 's-sql' AND id = 'c'
-	RETURNING 1)
-SELECT is(count(*)::int, 1, 'claim.sub: direct DELETE of an own message row') FROM d;
-WITH u AS (
-	UPDATE chatpersist.conversations SET title = 'direct 2'
-	 WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 's-sql'
-	RETURNING version)
-SELECT is(array_agg(version), ARRAY[8::bigint], 'claim.sub: direct UPDATE of an own row') FROM u;
-SELECT results_eq(
-	$$SELECT messages, checksum, message_count
-		FROM chatpersist.load_conversation('11111111-1111-4111-8111-111111111111', 's-sql')$$,
-	$$VALUES ('[{"id":"a","content":"one, edited"}]'::jsonb, chatpersist.checksum('[{"id":"a","content":"one, edited"}]'), 1)$$,
-	'claim.sub: the own conversation holds what the direct SQL wrote');
-WITH d AS (
-	DELETE FROM chatpersist.conversations WHERE user_id = '11111111-1111-4111-8111-111111111111' AND id = 's-sql'
-	RETURNING version)
-SELECT is(array_agg(version), ARRAY[8::bigint], 'claim.sub: direct DELETE of an own row') FROM d;
-SELECT is_empty(
-	$$SELECT * FROM chatpersist.messages
-	   WHERE user_id = '11111111-1111-4111-8111-111111111111' AND conversation_id = 's-sql'$$,
-	'claim.sub: the direct DELETE of an own row took its message rows');
-
--- direct SQL: U2's rows
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 's-sql', 'planted')$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'claim.sub: direct INSERT of a row for U2 fails with 42501');
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.conversations (user_id, id, title)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', 'stolen')
-	  ON CONFLICT (user_id, id) DO UPDATE SET title = excluded.title$$,
-	'42501', 'new row violates row-level security policy for table "conversations"',
-	'claim.sub: direct upsert onto U2''s row fails with 42501');
-WITH u AS (
-	UPDATE chatpersist.conversations SET title = 'stolen' WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claim.sub: direct UPDATE of U2''s rows affects no row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.conversations SET title = title WHERE id = 'chat'
-	RETURNING user_id)
-SELECT is(array_agg(user_id), ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
-	'claim.sub: direct UPDATE by the shared id "chat" reaches only U1''s row') FROM u;
-WITH d AS (
-	DELETE FROM chatpersist.conversations WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claim.sub: direct DELETE of U2''s rows affects no row') FROM d;
-WITH d AS (
-	DELETE FROM chatpersist.conversations WHERE id = 'notes'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claim.sub: direct DELETE by U2''s conversation id affects no row') FROM d;
-
--- direct SQL on message rows: U2's (the trigger looks for the head with the
--- caller's rights, so U2's conversation is as missing as one that does not
--- exist)
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$,
-	'23503', 'conversation "chat" does not exist',
-	'claim.sub: direct INSERT of a message row into U2''s conversation fails');
-SELECT is(
-	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-						VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"x","content":"by u1"}')$$),
-	pg_temp.error_of($$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-						VALUES ('33333333-3333-4333-8333-333333333333', 'chat', '{"id":"x","content":"by u1"}')$$),
-	'claim.sub: ... exactly as into a conversation that does not exist');
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	  VALUES ('11111111-1111-4111-8111-111111111111', 'notes', '{"id":"x","content":"by u1"}')$$,
-	'23503', 'conversation "notes" does not exist',
-	'claim.sub: direct INSERT of an own message row under U2''s conversation id fails');
-SELECT throws_ok(
-	$$INSERT INTO chatpersist.messages (user_id, conversation_id, message)
-	  VALUES ('22222222-2222-4222-8222-222222222222', 'chat', '{"id":"m1","content":"stolen"}')
-	  ON CONFLICT (user_id, conversation_id, id) DO UPDATE SET message = excluded.message$$,
-	'23503', 'conversation "chat" does not exist',
-	'claim.sub: direct upsert onto U2''s message row fails');
-WITH u AS (
-	UPDATE chatpersist.messages SET message = '{"id":"m1","content":"stolen"}'
-	 WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claim.sub: direct UPDATE of U2''s message rows affects no row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.messages SET removed = true WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claim.sub: direct removal of U2''s message rows affects no row') FROM u;
-WITH u AS (
-	UPDATE chatpersist.messages SET message = message WHERE conversation_id = 'chat' AND id = 'm1'
-	RETURNING user_id)
-SELECT is(array_agg(user_id), ARRAY['11111111-1111-4111-8111-111111111111'::uuid],
-	'claim.sub: direct UPDATE by the shared ids "chat" and "m1" reaches only U1''s message row') FROM u;
-WITH d AS (
-	DELETE FROM chatpersist.messages WHERE user_id = '22222222-2222-4222-8222-222222222222'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claim.sub: direct DELETE of U2''s message rows affects no row') FROM d;
-WITH d AS (
-	DELETE FROM chatpersist.messages WHERE conversation_id = 'notes'
-	RETURNING 1)
-SELECT is(count(*)::int, 0, 'claim.sub: direct DELETE by U2''s conversation id affects no message row') FROM d;
-
-RESET ROLE;
-SELECT set_config('request.jwt.claim.sub', '', true) \g /dev/null
-SELECT is(chatpersist.current_user_id(), NULL, 'claim.sub: identity cleared again');
-SELECT results_eq(
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM pg_temp.snapshot() WHERE user_id = '22222222-2222-4222-8222-222222222222'$$,
-	$$SELECT user_id, id, title, version, checksum, deleted, history_rows, message_rows, history_message_rows FROM seeded WHERE user_id = '22222222-2222-4222-8222-222222222222' ORDER BY id$$,
-	'claim.sub: U2''s rows and history are as seeded');
 
 -- ---------------------------------------------------------------------------
 -- authenticated without any identity: sees nothing, writes nothing
