@@ -123,7 +123,7 @@ psql -X -q -d chatpersist_props -c "CREATE EXTENSION chatpersist"
 # The scripts run.sh expects: a missing one is a failure, not a suite
 # skipped, and so is a test/*_props.sh not listed here (add it), or one
 # whose exit status is a failure its summary line does not count
-props_scripts="checksum_props version_props migration_memory_props"
+props_scripts="checksum_props version_props migration_memory_props delta_props"
 for script in test/*_props.sh; do
 	[ -e "$script" ] || continue # no file matched
 	case " $props_scripts " in
