@@ -6,6 +6,10 @@
 #   bash test/bench/run.sh --cost     # issue 13's 2.0 cost targets against a
 #                                     # hand-written row-per-message baseline
 #                                     # (about 6 minutes; see test/bench/cost.sh)
+#   bash test/bench/run.sh --delta    # issue 14: bytes and time of
+#                                     # messages_since after one change
+#                                     # against a reload (about 1 minute;
+#                                     # see test/bench/delta_bytes.sh)
 #
 # Runs as root on Debian 12 with PostgreSQL 15, like test/run.sh: installs
 # what is missing (test/setup.sh, then test/bench/packages), builds and
@@ -59,12 +63,13 @@ for arg in "$@"; do
 	case $arg in
 		--quick) mode=quick ;;
 		--cost) mode=cost ;;
+		--delta) mode=delta ;;
 		-h | --help)
 			sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 			exit 0
 			;;
 		*)
-			echo "usage: bash test/bench/run.sh [--quick | --cost]" >&2
+			echo "usage: bash test/bench/run.sh [--quick | --cost | --delta]" >&2
 			exit 2
 			;;
 	esac
@@ -197,6 +202,15 @@ psql_q() {
 	echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/env.txt"
 cat "$out/env.txt"
+
+if [ "$mode" = delta ]; then
+	echo "== messages_since after one change, against a reload"
+	createdb chatpersist_delta_bench
+	psql_q -d chatpersist_delta_bench -c "CREATE EXTENSION chatpersist"
+	PGDATABASE=chatpersist_delta_bench bash "$bench/delta_bytes.sh" | tee "$out/results.md"
+	echo "results in $out/results.md"
+	exit 0
+fi
 
 echo "== data"
 users_args=()
