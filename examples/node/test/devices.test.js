@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 
 import {
-  Device, appendMessages, changesSince, loadConversation, saveConversation, withUser,
+  Device, appendMessages, changesSince, deleteConversation, errorKind, loadConversation, saveConversation, withUser,
 } from '../chatpersist.js';
 
 const ALICE = '0b9c2d1e-0000-4000-8000-00000000a11c';
@@ -48,14 +48,14 @@ describe('two devices', () => {
 
     await phone.save('trip', { title: 'Trip', messages: [{ id: 'm1', role: 'user', content: 'Where?', created_at: 1000 }] });
     await laptop.sync();
-    assert.equal(laptop.conversations.get('trip').version, 1);
+    assert.equal(laptop.conversations.get('trip').version, 1n);
 
     // both are at version 1 and send a message each, without syncing between
     const a = await phone.send('trip', { id: 'p1', role: 'user', content: 'Lisbon', created_at: 2000 });
     const b = await laptop.send('trip', { id: 'l1', role: 'user', content: 'Porto', created_at: 1500 });
     assert.equal(a.status, 'updated');
     assert.equal(b.status, 'merged', 'the laptop was stale: its append merges');
-    assert.equal(b.version, 3);
+    assert.equal(b.version, 3n);
 
     await phone.sync();
     await laptop.sync();
@@ -147,9 +147,10 @@ describe('retry on 40001', () => {
       return saveConversation(c, ALICE, 'race', {
         messages: [...seen.messages, { id: 'mine' }], expectedVersion: seen.version,
       });
-    }, { isolation: 'REPEATABLE READ', onRetry: (n, err) => retries.push(err.code) });
+    }, { isolation: 'REPEATABLE READ', onRetry: (n, err, kind) => retries.push([err.code, kind, err.schema, err.table]) });
 
-    assert.deepEqual(retries, ['40001'], 'the first attempt hit a serialization failure');
+    assert.deepEqual(retries, [['40001', 'retry', undefined, undefined]],
+      "the first attempt hit PostgreSQL's serialization failure, which names no table");
     assert.equal(result.status, 'updated', 'the retry saw the other change and saved on top of it');
     const final = await withUser(pool, ALICE, (c) => loadConversation(c, ALICE, 'race'));
     assert.deepEqual(final.messages.map((m) => m.id), ['m1', 'other', 'mine']);
@@ -181,6 +182,128 @@ describe('row-level security', () => {
     );
     const still = await withUser(pool, BOB, (c) => loadConversation(c, BOB, 'private'));
     assert.deepEqual(still.messages, [{ id: 'secret' }]);
-    assert.equal(still.version, 1);
+    assert.equal(still.version, 1n);
+  });
+});
+
+describe('bigint: versions and cursors', () => {
+  test('version 10 is newer than 9 as BigInt, not as the strings node-postgres gives by default', async () => {
+    const phone = new Device(pool, ALICE, 'phone');
+    const laptop = new Device(pool, ALICE, 'laptop');
+    await phone.send('ten', { id: 'v1' });
+    for (let i = 2; i <= 9; i++) await withUser(pool, ALICE, (c) => appendMessages(c, ALICE, 'ten', [{ id: `v${i}` }]));
+    await laptop.sync();
+    assert.equal(laptop.conversations.get('ten').version, 9n);
+
+    await phone.sync();
+    await phone.send('ten', { id: 'v10' });
+    const sql = "SELECT version FROM chatpersist.conversations WHERE user_id = $1 AND id = 'ten'";
+    const raw = (await admin.query(sql, [ALICE])).rows[0].version;
+    assert.equal(raw, '10', 'the default parser returns int8 as a string');
+    assert.ok(raw < '9', 'and as strings, version 10 sorts before version 9: the pitfall');
+
+    const local = laptop.conversations.get('ten').version;
+    const [change] = (await withUser(pool, ALICE, (c) => changesSince(c, ALICE, 0))).filter((r) => r.conversationId === 'ten');
+    assert.equal(typeof change.version, 'bigint');
+    assert.ok(change.version > local, 'as BigInt, 10n > 9n');
+
+    // the laptop is behind (9) and learns of 10
+    const changed = await laptop.sync();
+    assert.deepEqual(changed, ['ten']);
+    assert.equal(laptop.conversations.get('ten').version, 10n);
+    assert.equal(laptop.conversations.get('ten').messages.length, 10);
+  });
+
+  test('cursors are exact BigInts, grow, and come back as they went', async () => {
+    await withUser(pool, BOB, (c) => appendMessages(c, BOB, 'cursor-1', [{ id: 'a' }]));
+    await withUser(pool, BOB, (c) => appendMessages(c, BOB, 'cursor-2', [{ id: 'b' }]));
+    const all = await withUser(pool, BOB, (c) => changesSince(c, BOB, 0n));
+    assert.ok(all.length >= 2);
+    for (const r of all) assert.equal(typeof r.cursor, 'bigint');
+    for (let i = 1; i < all.length; i++) assert.ok(all[i].cursor > all[i - 1].cursor);
+    const last = all[all.length - 1].cursor;
+    assert.deepEqual(await withUser(pool, BOB, (c) => changesSince(c, BOB, last)), [], 'the last cursor, passed back, returns nothing new');
+    const previous = all[all.length - 2].cursor;
+    const since = await withUser(pool, BOB, (c) => changesSince(c, BOB, previous));
+    assert.deepEqual(since.map((r) => r.cursor), [last]);
+  });
+});
+
+describe('the first send: p_expected_version 0', () => {
+  test('creates a conversation that does not exist yet', async () => {
+    const r = await withUser(pool, ALICE, (c) => appendMessages(c, ALICE, 'fresh-0', [{ id: 'f1' }], 0n));
+    assert.equal(r.status, 'created');
+    assert.equal(r.version, 1n);
+  });
+
+  test("a new device's first message merges into an existing conversation, nothing lost", async () => {
+    const phone = new Device(pool, ALICE, 'phone');
+    await phone.save('shared-0', { messages: [{ id: 'p1', content: 'from the phone', created_at: 1000 }] });
+    const tablet = new Device(pool, ALICE, 'tablet');
+    assert.equal(tablet.versionOf('shared-0'), 0n, 'the tablet has seen nothing');
+    const r = await tablet.send('shared-0', { id: 't1', content: 'from the tablet', created_at: 2000 });
+    assert.equal(r.status, 'merged', 'version 0 is stale for an existing conversation: a merge');
+    assert.deepEqual(tablet.conversations.get('shared-0').ids, ['p1', 't1']);
+  });
+
+  test('0 does not let a stale copy overwrite a newer edit; NULL does (last writer wins)', async () => {
+    const newer = { id: 'e1', content: 'edited', updated_at: 2000 };
+    const older = { id: 'e1', content: 'original', updated_at: 1000 };
+    for (const [id, expected, wins] of [['zero', 0n, 'edited'], ['null', null, 'original']]) {
+      await withUser(pool, ALICE, (c) => saveConversation(c, ALICE, `edit-${id}`, { messages: [newer] }));
+      await withUser(pool, ALICE, (c) => appendMessages(c, ALICE, `edit-${id}`, [older], expected));
+      const conv = await withUser(pool, ALICE, (c) => loadConversation(c, ALICE, `edit-${id}`));
+      assert.equal(conv.messages[0].content, wins, `expected version ${expected}`);
+    }
+  });
+
+  test('a device that has seen nothing cannot delete: 40001 (stale), nothing deleted', async () => {
+    await withUser(pool, ALICE, (c) => saveConversation(c, ALICE, 'keep-0', { messages: [{ id: 'k1' }] }));
+    const tablet = new Device(pool, ALICE, 'tablet');
+    await assert.rejects(tablet.delete('keep-0'), (err) => errorKind(err) === 'stale' && /Expected version 0, found 1\./.test(err.detail));
+    assert.deepEqual(tablet.conversations.get('keep-0').ids, ['k1'], 'the device reloaded, so the user sees what it held');
+    const conv = await withUser(pool, ALICE, (c) => loadConversation(c, ALICE, 'keep-0'));
+    assert.equal(conv.version, 1n);
+  });
+});
+
+describe('two kinds of 40001', () => {
+  test("chatpersist's stale version names its table and keeps DETAIL and HINT", async () => {
+    await withUser(pool, ALICE, (c) => saveConversation(c, ALICE, 'stale-fields', { messages: [{ id: 's1' }] }));
+    await withUser(pool, ALICE, (c) => appendMessages(c, ALICE, 'stale-fields', [{ id: 's2' }]));
+    const err = await withUser(pool, ALICE, (c) => deleteConversation(c, ALICE, 'stale-fields', 1n)).catch((e) => e);
+    assert.equal(err.code, '40001');
+    assert.equal(err.schema, 'chatpersist');
+    assert.equal(err.table, 'conversations');
+    assert.equal(err.detail, 'Expected version 1, found 2.');
+    assert.match(err.hint, /^Reload the conversation/);
+    assert.equal(errorKind(err), 'stale');
+  });
+
+  test('a stale direct UPDATE is not retried blindly: the device reloads, then renames from the new version', async () => {
+    const phone = new Device(pool, ALICE, 'phone');
+    const laptop = new Device(pool, ALICE, 'laptop');
+    await phone.save('rename', { title: 'Old', messages: [{ id: 'r1' }] });
+    await laptop.sync();
+    await phone.send('rename', { id: 'r2' });
+
+    const attempts = [];
+    await laptop.rename('rename', 'New', { onRetry: (n, err, kind) => attempts.push([kind, err.detail]) });
+    assert.deepEqual(attempts, [['stale', 'Expected version 1, found 2.']]);
+    const conv = laptop.conversations.get('rename');
+    assert.equal(conv.title, 'New');
+    assert.equal(conv.version, 3n);
+    assert.deepEqual(conv.ids, ['r1', 'r2'], "the other device's message is kept");
+  });
+
+  test('without onStale, a stale 40001 is thrown at once and never retried', async () => {
+    await withUser(pool, ALICE, (c) => saveConversation(c, ALICE, 'no-retry', { messages: [{ id: 'n1' }] }));
+    await withUser(pool, ALICE, (c) => appendMessages(c, ALICE, 'no-retry', [{ id: 'n2' }]));
+    let calls = 0;
+    await assert.rejects(
+      withUser(pool, ALICE, (c) => { calls++; return deleteConversation(c, ALICE, 'no-retry', 1n); }),
+      (err) => errorKind(err) === 'stale',
+    );
+    assert.equal(calls, 1);
   });
 });
