@@ -2,7 +2,7 @@
 EXTENSION      = chatpersist
 EXTVERSION     = 2.0
 MODULE_big     = $(EXTENSION)
-OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/note.o src/save.o src/storage.o src/history.o src/load.o src/trigger.o src/stats.o src/security.o src/migrate.o src/cursor.o src/message_trigger.o
+OBJS           = src/chatpersist.o src/checksum.o src/messages.o src/merge.o src/note.o src/save.o src/storage.o src/history.o src/load.o src/trigger.o src/stats.o src/security.o src/migrate.o src/cursor.o src/message_trigger.o src/delta.o
 # test-only objects that test/sanitize.sh links into its own builds
 OBJS          += $(CP_TEST_OBJS)
 DATA           = $(filter-out src/$(EXTENSION)--1.0--2.0.sql,$(wildcard src/$(EXTENSION)--*.sql))

@@ -306,3 +306,34 @@ CREATE TRIGGER messages_guard
 	FOR EACH ROW EXECUTE FUNCTION @extschema@.messages_guard();
 
 REVOKE ALL ON FUNCTION @extschema@.messages_guard() FROM PUBLIC;
+
+--
+-- Delta sync: what a device holding one version needs to reach the
+-- current one (src/delta.c, docs/sync.md)
+--
+
+CREATE TYPE @extschema@.message_delta AS (
+	conversation_id	pg_catalog.text,
+	version			pg_catalog.int8,
+	checksum		pg_catalog.text,
+	title			pg_catalog.text,
+	metadata		pg_catalog.jsonb,
+	message_count	pg_catalog.int4,
+	deleted			pg_catalog.bool,
+	last_modified	pg_catalog.timestamptz,
+	full_reload		pg_catalog.bool,
+	changes			pg_catalog.jsonb
+);
+
+COMMENT ON TYPE @extschema@.message_delta IS
+	'messages_since''s answer: the head, whether the changes are the whole array (full_reload) or a delta, and the changes';
+
+CREATE FUNCTION @extschema@.messages_since(p_user_id pg_catalog.uuid, p_conversation_id pg_catalog.text, p_version pg_catalog.int8)
+RETURNS SETOF @extschema@.message_delta
+AS 'MODULE_PATHNAME', 'chatpersist_messages_since'
+LANGUAGE C STABLE ROWS 1;
+
+COMMENT ON FUNCTION @extschema@.messages_since(pg_catalog.uuid, pg_catalog.text, pg_catalog.int8) IS
+	'What a device holding version p_version of a conversation needs to reach the current version: the head and the messages stamped after p_version, each with the id it follows; everything (full_reload) when history no longer holds p_version, or for 0';
+
+REVOKE ALL ON FUNCTION @extschema@.messages_since(pg_catalog.uuid, pg_catalog.text, pg_catalog.int8) FROM PUBLIC;
