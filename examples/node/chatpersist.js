@@ -19,7 +19,7 @@
 import pg from 'pg';
 import { xxh3 } from '@node-rs/xxhash';
 
-import { splitArray } from './jsontext.js';
+import { arrayText, splitArray, splitObject } from './jsontext.js';
 
 const INT8_OID = 20;
 const JSON_OID = 114;
@@ -216,6 +216,71 @@ export async function changesSince(client, userId, cursor) {
   }));
 }
 
+/**
+ * What a device at `version` needs to reach the current version of one
+ * conversation (chatpersist.messages_since), or null when the
+ * conversation does not exist or is not visible. Each entry of changes is
+ * {id, removed: true} or {id, after, messageText}: the message's raw text,
+ * cut out of the jsonb text the server sent, never re-serialised.
+ */
+export async function messagesSince(client, userId, conversationId, version) {
+  const { rows } = await query(client,
+    `SELECT version, checksum, title, metadata, deleted, full_reload, changes
+       FROM chatpersist.messages_since($1, $2, $3)`,
+    [userId, conversationId, version],
+  );
+  if (rows.length === 0) return null;
+  const r = rows[0];
+  const changes = splitArray(r.changes).map((entryText) => {
+    const entry = {};
+    for (const [key, raw] of splitObject(entryText)) {
+      if (key === 'message') entry.messageText = raw;
+      else entry[key] = JSON.parse(raw);
+    }
+    return entry;
+  });
+  return {
+    version: r.version,
+    checksum: r.checksum,
+    title: r.title,
+    metadata: JSON.parse(r.metadata),
+    deleted: r.deleted,
+    fullReload: r.full_reload,
+    changes,
+  };
+}
+
+/**
+ * Apply messages_since's changes to a device's array (given as parallel
+ * arrays of ids and raw texts); returns the new {ids, texts}. Every element
+ * whose id appears in changes goes; then each entry with a message is
+ * inserted right after the element whose id is its "after" (null: at the
+ * front), in order. Throws if an "after" id is not in the array (the
+ * device's copy is not the version it claims).
+ */
+export function applyChanges(ids, texts, changes) {
+  const touched = new Set(changes.map((c) => c.id));
+  const outIds = [];
+  const outTexts = [];
+  ids.forEach((id, i) => {
+    if (!touched.has(id)) {
+      outIds.push(id);
+      outTexts.push(texts[i]);
+    }
+  });
+  for (const c of changes) {
+    if (c.messageText === undefined) continue;
+    let at = 0;
+    if (c.after !== null) {
+      at = outIds.indexOf(c.after) + 1;
+      if (at === 0) throw new Error(`message "${c.after}" is not in the local array`);
+    }
+    outIds.splice(at, 0, c.id);
+    outTexts.splice(at, 0, c.messageText);
+  }
+  return { ids: outIds, texts: outTexts };
+}
+
 /** The version a device passes when it has no copy: 0, "I have seen nothing". */
 const NOTHING_SEEN = 0n;
 
@@ -232,8 +297,8 @@ export class Device {
     /** @type {Map<string, {title: string, metadata: object, version: bigint, checksum: string, texts: string[], messages: object[], ids: string[]}>} */
     this.conversations = new Map();
     this.cursor = 0n;
-    /** how many conversations this device loaded whole */
-    this.stats = { reloads: 0 };
+    /** how sync brought conversations up to date: applied deltas, reloads, checksum mismatches */
+    this.stats = { deltas: 0, reloads: 0, mismatches: 0 };
   }
 
   /** The version this device has of a conversation, 0n when it has none. */
@@ -302,9 +367,11 @@ export class Device {
   /**
    * Pull every change since the last sync and advance the cursor to the
    * last one returned. A conversation whose version is newer than the
-   * local copy's (or whose checksum differs), or that the device does not
-   * have, is loaded. Deleted ones are dropped. Returns the ids that changed
-   * locally.
+   * local copy's (or whose checksum differs) is brought up to date with
+   * messages_since from the local version, and the result is checked
+   * against the server's checksum; a full_reload answer, a mismatch or a
+   * conversation the device does not have is loaded whole. Deleted ones
+   * are dropped. Returns the ids that changed locally.
    */
   async sync() {
     const changes = await withUser(this.pool, this.userId, (c) => changesSince(c, this.userId, this.cursor));
@@ -319,7 +386,7 @@ export class Device {
         changed.push(ch.conversationId);
       } else if (ch.version > local.version || local.checksum !== ch.checksum) {
         // BigInt comparison: with node-postgres' default strings, "10" > "9" is false
-        await this.reload(ch.conversationId);
+        await this.catchUp(ch.conversationId);
         changed.push(ch.conversationId);
       }
       // rows come in cursor order: keep the last row's cursor (after a move
@@ -327,6 +394,40 @@ export class Device {
       this.cursor = ch.cursor;
     }
     return changed;
+  }
+
+  /**
+   * Bring one conversation from the local version to the current one with
+   * messages_since; reload it whole on a full_reload answer or when the
+   * rebuilt array's checksum is not the server's.
+   */
+  async catchUp(conversationId) {
+    const local = this.conversations.get(conversationId);
+    const delta = await withUser(this.pool, this.userId, (c) =>
+      messagesSince(c, this.userId, conversationId, local.version));
+    if (delta === null || delta.deleted) {
+      this.conversations.delete(conversationId);
+      return;
+    }
+    if (delta.fullReload) {
+      await this.reload(conversationId);
+      return;
+    }
+    let next = null;
+    try {
+      next = applyChanges(local.ids, local.texts, delta.changes);
+    } catch {
+      next = null;
+    }
+    if (next === null || checksum(arrayText(next.texts)) !== delta.checksum) {
+      this.stats.mismatches++;
+      await this.reload(conversationId);
+      return;
+    }
+    this.stats.deltas++;
+    this.conversations.set(conversationId, localCopy(
+      { id: conversationId, title: delta.title, metadata: delta.metadata, version: delta.version, checksum: delta.checksum },
+      next.texts));
   }
 
   /** Load one conversation whole (or drop it if it is gone). */

@@ -8,8 +8,10 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 
 import {
-  Device, appendMessages, changesSince, deleteConversation, errorKind, loadConversation, saveConversation, withUser,
+  Device, appendMessages, changesSince, checksum, deleteConversation, errorKind, loadConversation, messagesSince,
+  saveConversation, withUser,
 } from '../chatpersist.js';
+import { arrayText } from '../jsontext.js';
 
 const ALICE = '0b9c2d1e-0000-4000-8000-00000000a11c';
 const BOB = '0b9c2d1e-0000-4000-8000-000000000b0b';
@@ -30,6 +32,8 @@ before(async () => {
   await admin.query('GRANT USAGE ON SCHEMA chatpersist TO chat_app');
   await admin.query('GRANT SELECT, INSERT, UPDATE, DELETE ON chatpersist.conversations TO chat_app');
   await admin.query('GRANT SELECT ON chatpersist.history TO chat_app');
+  await admin.query('GRANT SELECT, INSERT, UPDATE, DELETE ON chatpersist.messages TO chat_app');
+  await admin.query('GRANT SELECT ON chatpersist.history_messages TO chat_app');
   await admin.query('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA chatpersist TO chat_app');
   await admin.query('REVOKE EXECUTE ON FUNCTION chatpersist.migrate_user(uuid, uuid), chatpersist.stats() FROM chat_app');
   await admin.query('TRUNCATE chatpersist.conversations, chatpersist.history, chatpersist.messages, chatpersist.history_messages');
@@ -305,5 +309,127 @@ describe('two kinds of 40001', () => {
       (err) => errorKind(err) === 'stale',
     );
     assert.equal(calls, 1);
+  });
+});
+
+describe('sync with messages_since', () => {
+  const CAROL = '0b9c2d1e-0000-4000-8000-0000000ca201';
+
+  /** The device's copy of a conversation equals what load_conversation gives, text for text. */
+  async function assertSameAsLoad(device, id) {
+    const loaded = await withUser(pool, device.userId, (c) => loadConversation(c, device.userId, id));
+    const local = device.conversations.get(id);
+    assert.equal(local.version, loaded.version);
+    assert.equal(local.checksum, loaded.checksum);
+    assert.equal(local.title, loaded.title);
+    assert.deepEqual(local.metadata, loaded.metadata);
+    assert.equal(arrayText(local.texts), loaded.messagesText, "the rebuilt array text is the server's");
+    assert.equal(checksum(arrayText(local.texts)), loaded.checksum);
+    assert.deepEqual(local.messages, loaded.messages);
+  }
+
+  test('an offline device catches up on several writes with one delta, no reload', async () => {
+    const phone = new Device(pool, CAROL, 'phone');
+    const laptop = new Device(pool, CAROL, 'laptop');
+    await phone.save('offline', {
+      title: 'Offline',
+      messages: [
+        { id: 'm1', role: 'user', content: 'one', created_at: 1000 },
+        { id: 'm2', role: 'assistant', content: 'two', created_at: 2000 },
+        { id: 'm3', role: 'user', content: 'three', created_at: 3000 },
+      ],
+    });
+    await laptop.sync();
+    const from = laptop.conversations.get('offline').version;
+
+    // the laptop is offline while the phone and a third device write
+    await phone.send('offline', { id: 'm4', content: 'price 1.50', price: 1.50, created_at: 4000 });
+    await phone.send('offline', { zeta: 1, id: 'm5', content: 'Grüße 😀 "quoted" [x] {y}', a: { z: [1, 2.0] }, created_at: 5000 });
+    const edited = phone.conversations.get('offline').messages
+      .filter((m) => m.id !== 'm2')
+      .map((m) => (m.id === 'm1' ? { ...m, content: 'one, edited', updated_at: 6000 } : m));
+    await phone.save('offline', { title: 'Renamed', messages: edited });
+    // the phone inserts a message between two it has (m3 stays unchanged after it)
+    const now = phone.conversations.get('offline').messages;
+    await phone.save('offline', { messages: [now[0], { id: 'mid', content: 'inserted' }, ...now.slice(1)] });
+    // a stale device's message lands by the merge rules
+    await withUser(pool, CAROL, (c) => appendMessages(c, CAROL, 'offline', [{ id: 'm0', content: 'between', created_at: 1500 }], from));
+    // and one message row written with plain SQL
+    await withUser(pool, CAROL, (c) => c.query(
+      "INSERT INTO chatpersist.messages (user_id, conversation_id, message) VALUES ($1, 'offline', $2::jsonb)",
+      [CAROL, '{"id": "m6", "content": "direct", "n": 10.00}']));
+
+    const delta = await withUser(pool, CAROL, (c) => messagesSince(c, CAROL, 'offline', from));
+    assert.equal(delta.fullReload, false);
+    assert.ok(delta.changes.some((ch) => ch.id === 'm2' && ch.removed === true), 'm2 is listed as removed');
+    assert.ok(delta.changes.length < 9, 'only what changed comes back');
+    assert.ok(!delta.changes.some((ch) => ch.id === 'm3'), 'm3 did not change: not sent');
+
+    const reloadsBefore = laptop.stats.reloads;
+    assert.deepEqual(await laptop.sync(), ['offline']);
+    assert.equal(laptop.stats.deltas, 1);
+    assert.equal(laptop.stats.mismatches, 0);
+    assert.equal(laptop.stats.reloads, reloadsBefore, 'no reload');
+    await assertSameAsLoad(laptop, 'offline');
+    assert.ok(laptop.conversations.get('offline').texts.some((t) => t.includes('"n": 10.00')), 'numeric scale kept');
+    assert.equal(laptop.conversations.get('offline').title, 'Renamed');
+  });
+
+  test('a device away longer than history covers gets full_reload and reloads', async () => {
+    const phone = new Device(pool, CAROL, 'phone');
+    const laptop = new Device(pool, CAROL, 'laptop');
+    await phone.save('away', { messages: [{ id: 'a0', content: 'start' }] });
+    await laptop.sync();
+    const from = laptop.conversations.get('away').version;
+
+    // history_depth is a superuser setting: these writes run as the admin
+    await admin.query('SET chatpersist.history_depth = 2');
+    try {
+      for (let i = 1; i <= 5; i++) {
+        await admin.query("SELECT chatpersist.append_messages($1, 'away', $2::jsonb)", [CAROL, JSON.stringify([{ id: `a${i}` }])]);
+      }
+    } finally {
+      await admin.query('RESET chatpersist.history_depth');
+    }
+    const delta = await withUser(pool, CAROL, (c) => messagesSince(c, CAROL, 'away', from));
+    assert.equal(delta.fullReload, true, 'history no longer holds the laptop version');
+
+    const before = { ...laptop.stats };
+    await laptop.sync();
+    assert.equal(laptop.stats.reloads, before.reloads + 1);
+    assert.equal(laptop.stats.deltas, before.deltas);
+    await assertSameAsLoad(laptop, 'away');
+    assert.deepEqual(laptop.conversations.get('away').ids, ['a0', 'a1', 'a2', 'a3', 'a4', 'a5']);
+  });
+
+  test('a corrupted local copy fails the checksum, and sync falls back to a reload', async () => {
+    const phone = new Device(pool, CAROL, 'phone');
+    const laptop = new Device(pool, CAROL, 'laptop');
+    await phone.save('corrupt', { messages: [{ id: 'c1', content: 'true' }, { id: 'c2', content: 'also true' }] });
+    await laptop.sync();
+    const local = laptop.conversations.get('corrupt');
+    local.texts[0] = '{"id": "c1", "content": "tampered"}';
+    local.messages[0] = JSON.parse(local.texts[0]);
+
+    await phone.send('corrupt', { id: 'c3', content: 'new' });
+    const before = { ...laptop.stats };
+    await laptop.sync();
+    assert.equal(laptop.stats.mismatches, before.mismatches + 1, 'the delta applied to a wrong copy did not match');
+    assert.equal(laptop.stats.reloads, before.reloads + 1);
+    await assertSameAsLoad(laptop, 'corrupt');
+    assert.equal(laptop.conversations.get('corrupt').messages[0].content, 'true');
+  });
+
+  test('a conversation deleted elsewhere is dropped; one new to the device is loaded', async () => {
+    const phone = new Device(pool, CAROL, 'phone');
+    const laptop = new Device(pool, CAROL, 'laptop');
+    await phone.save('gone', { messages: [{ id: 'g1' }] });
+    await laptop.sync();
+    await phone.delete('gone');
+    await phone.save('new-one', { messages: [{ id: 'n1' }] });
+    const changed = await laptop.sync();
+    assert.deepEqual(changed.sort(), ['gone', 'new-one']);
+    assert.ok(!laptop.conversations.has('gone'));
+    await assertSameAsLoad(laptop, 'new-one');
   });
 });
