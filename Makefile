@@ -15,7 +15,7 @@ PGFILEDESC     = "chatpersist - lossless chat conversation persistence"
 REGRESS        = checksum merge save trigger errors load append delete history changes stats migrate fuzz_regressions orm_locking storage resurrection delta
 REGRESS_OPTS   = --load-extension=$(EXTENSION)
 
-ISOLATION      = save_race first_save_race stale_update save_vs_update repeatable_read serializable stale_base changes_order append_race append_vs_delete restore_vs_save notify version_reuse migrate_vs_append
+ISOLATION      = save_race first_save_race stale_update save_vs_update repeatable_read serializable stale_base changes_order append_race append_vs_delete restore_vs_save notify version_reuse migrate_vs_append error_fields
 ISOLATION_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 
 PG_CFLAGS     += -Wall -Wextra -Wno-unused-parameter

@@ -138,6 +138,13 @@ CpNullArgument(const char *argname)
  * the stored one.  The one wording every such refusal uses: DETAIL names
  * both versions ("Expected version NULL" when expected is NULL), hint says
  * what to do.
+ *
+ * The error also names the table chatpersist.conversations in its schema
+ * and table fields, as errtable() would.  PostgreSQL's own serialization
+ * failures (a concurrent update under REPEATABLE READ, an SSI conflict)
+ * carry no table, so a client tells "reload, then retry" (this one) from
+ * "retry the transaction" by the field alone, without parsing the text.
+ * The names are fixed: the extension is not relocatable.
  */
 void
 CpReportModifiedConcurrently(const char *conversation_id, const int64 *expected,
@@ -150,7 +157,9 @@ CpReportModifiedConcurrently(const char *conversation_id, const int64 *expected,
 			 errdetail("Expected version " INT64_FORMAT ", found " INT64_FORMAT ".",
 					   *expected, found) :
 			 errdetail("Expected version NULL, found " INT64_FORMAT ".", found),
-			 errhint("%s", hint)));
+			 errhint("%s", hint),
+			 err_generic_string(PG_DIAG_SCHEMA_NAME, "chatpersist"),
+			 err_generic_string(PG_DIAG_TABLE_NAME, "conversations")));
 }
 
 /*
