@@ -266,6 +266,94 @@ CREATE FUNCTION fuzz.upsert(onto jsonb, given jsonb) RETURNS jsonb LANGUAGE sql 
 $$;
 
 /*
+ * messages_since's answer res (the case's json_agg of version, checksum,
+ * deleted, full and changes) for the conversation (ku, kt) and the
+ * version v: no row when the caller cannot see it; else the head as it
+ * is, a delta exactly when v is the current version or one history holds,
+ * and the changes applied (the client's algorithm of docs/sync.md) to the
+ * array of version v, or to [] for a full reload, give the rows' array.
+ */
+CREATE FUNCTION fuzz.apply_delta(arr jsonb, changes jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	named text[];
+	msgs jsonb[];
+	ids text[];
+	e jsonb;
+	at int;
+BEGIN
+	SELECT coalesce(array_agg(x ->> 'id'), '{}') INTO named FROM jsonb_array_elements(changes) x;
+	SELECT coalesce(array_agg(m ORDER BY o), '{}'), coalesce(array_agg(m ->> 'id' ORDER BY o), '{}')
+	  INTO msgs, ids
+	  FROM jsonb_array_elements(arr) WITH ORDINALITY t (m, o)
+	 WHERE NOT (m ->> 'id' = ANY (named));
+	FOR e IN SELECT x FROM jsonb_array_elements(changes) WITH ORDINALITY t (x, o)
+			  WHERE x ? 'message' ORDER BY o LOOP
+		at := CASE WHEN jsonb_typeof(e -> 'after') = 'null' THEN 0
+				   ELSE array_position(ids, e ->> 'after') END;
+		IF at IS NULL THEN
+			RETURN NULL;		/* follows a message the array does not have */
+		END IF;
+		msgs := msgs[1:at] || (e -> 'message') || msgs[at + 1:];
+		ids := ids[1:at] || (e ->> 'id') || ids[at + 1:];
+	END LOOP;
+	RETURN to_jsonb(msgs);
+END
+$$;
+
+CREATE FUNCTION fuzz.delta_failures(res jsonb, visible boolean, ku uuid, kt text, v bigint)
+RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+	head record;
+	d jsonb;
+	cur jsonb;
+	base jsonb;
+	covered boolean;
+BEGIN
+	SELECT version, checksum, deleted INTO head
+	  FROM chatpersist.conversations WHERE visible AND user_id = ku AND id = kt;
+	IF NOT FOUND THEN
+		IF res <> '[]' THEN
+			RETURN ARRAY[format('messages_since answered for a conversation it must not show: %s', left(res::text, 300))];
+		END IF;
+		RETURN '{}';
+	END IF;
+	IF jsonb_array_length(res) <> 1 THEN
+		RETURN ARRAY[format('messages_since returned %s rows', jsonb_array_length(res))];
+	END IF;
+	d := res -> 0;
+	SELECT coalesce(jsonb_agg(message ORDER BY pos), '[]') INTO cur
+	  FROM chatpersist.messages WHERE user_id = ku AND conversation_id = kt AND NOT removed;
+	IF (d ->> 'version')::int8 <> head.version OR d ->> 'checksum' <> head.checksum
+		OR (d ->> 'deleted')::boolean <> head.deleted THEN
+		RETURN ARRAY[format('messages_since: head %s, the row has version %s, checksum %s',
+							left(d::text, 200), head.version, head.checksum)];
+	END IF;
+	IF v = head.version THEN
+		covered := true;
+		base := cur;
+	ELSIF v > 0 AND v < head.version THEN
+		SELECT h.messages INTO base FROM chatpersist.conversation_history(ku, kt) h WHERE h.version = v;
+		covered := FOUND;
+	ELSE
+		covered := false;
+	END IF;
+	IF NOT covered THEN
+		base := '[]';
+	END IF;
+	IF (d ->> 'full')::boolean = covered THEN
+		RETURN ARRAY[format('messages_since from v%s (current %s, history holds it: %s): full_reload %s',
+							v, head.version, covered, d ->> 'full')];
+	END IF;
+	IF fuzz.apply_delta(base, d -> 'changes') IS DISTINCT FROM cur THEN
+		RETURN ARRAY[format('messages_since from v%s: the changes %s applied to %s do not give %s',
+							v, left((d -> 'changes')::text, 200), left(base::text, 200), left(cur::text, 200))];
+	END IF;
+	RETURN '{}';
+END
+$$;
+
+/*
  * The merge properties that do not depend on which copy wins: r has unique
  * ids; each message of r is a's or b's copy of it; every id of a or b is in
  * r, except one the base has that one side dropped while the other kept it
@@ -1204,7 +1292,7 @@ BEGIN
 
 				/* The reads and pure functions write nothing */
 				IF outcome = 'ok' AND c.fn IN ('load_one', 'load_all', 'changes', 'history', 'checksum',
-											   'merge2', 'merge3', 'stats', 'whoami') AND fp1 <> fp0 THEN
+											   'merge2', 'merge3', 'stats', 'whoami', 'delta') AND fp1 <> fp0 THEN
 					f := f || format('%s changed the tables', c.fn);
 				END IF;
 
@@ -1234,6 +1322,8 @@ BEGIN
 						 WHERE visible AND h.user_id = ku AND h.conversation_id = kt) THEN
 						f := f || format('conversation_history returned %s', left(res, 300));
 					END IF;
+				ELSIF outcome = 'ok' AND c.fn = 'delta' THEN
+					f := f || fuzz.delta_failures(res::jsonb, visible, ku, kt, coalesce(i8[1], 0));
 				ELSIF outcome = 'ok' AND c.fn = 'changes' THEN
 					ku := u[1];
 					visible := NOT c.as_client OR ku IS NOT DISTINCT FROM (c.meta ->> 'client_user')::uuid;

@@ -787,8 +787,8 @@ class Generator:
             ["save", "append", "delete", "restore", "load_one", "load_all", "changes", "history",
              "checksum", "merge2", "merge3", "stats", "whoami", "import", "migrate",
              "sql_insert", "sql_update", "sql_delete", "sql_upsert",
-             "sql_minsert", "sql_mupdate", "sql_mdelete", "client"],
-            weights=[22, 9, 3, 4, 3, 2, 2, 2, 10, 8, 6, 1, 5, 3, 1, 4, 5, 1, 2, 6, 5, 2, 4])[0]
+             "sql_minsert", "sql_mupdate", "sql_mdelete", "client", "delta"],
+            weights=[22, 9, 3, 4, 3, 2, 2, 2, 10, 8, 6, 1, 5, 3, 1, 4, 5, 1, 2, 6, 5, 2, 4, 3])[0]
         return getattr(self, "case_" + fn)()
 
     # save_conversation, every argument combination
@@ -1012,6 +1012,28 @@ class Generator:
                   "'cursor', r.cursor)), '[]')::text FROM %s r" % call)
         return c
 
+    def case_delta(self):
+        """messages_since: the driver applies the answer to the array of the
+        version asked for (history) and compares it with the rows."""
+        r = self.r
+        c = Case("delta")
+        u, cid = self.key()
+        pu = self.user(c, u)
+        if r.random() < 0.03:
+            pc = c.arg("text", None)
+            c.faults.append("22004")
+        else:
+            pc = c.arg("text", r.choice([cid, cid, cid, "x" * 256, "nope"]))
+        v = r.choice([None, "0", "1", "2", "-1", str(INT64_MAX), str(-2 ** 63),
+                      str(r.randint(1, 40)), str(r.randint(1, 40))])
+        if v is not None and int(v) < 0:
+            c.faults.append("22023")
+        pv = c.arg("int8", v)
+        c.stmt = ("SELECT coalesce(json_agg(json_build_object('version', r.version, 'checksum', r.checksum, "
+                  "'deleted', r.deleted, 'full', r.full_reload, 'changes', r.changes)), '[]')::text "
+                  "FROM chatpersist.messages_since(%s, %s, %s) r" % (pu, pc, pv))
+        return c
+
     def case_history(self):
         c = Case("history")
         u, cid = self.key()
@@ -1167,7 +1189,7 @@ class Generator:
         """A call as a role under row-level security."""
         r = self.r
         sub = r.choice([self.case_save, self.case_append, self.case_delete, self.case_load_one,
-                        self.case_load_all, self.case_history, self.case_sql_update,
+                        self.case_load_all, self.case_history, self.case_delta, self.case_sql_update,
                         self.case_sql_insert, self.case_sql_minsert, self.case_sql_mupdate,
                         self.case_sql_mdelete])
         own = r.random() < 0.6
