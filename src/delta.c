@@ -12,13 +12,13 @@
  *	- the live rows stamped after v, each with the id of the live message
  *	  before it in the current array ("after", NULL for the first), in
  *	  array order;
- *	- the ids it holds that are no longer in the array: rows removed after
- *	  v, and ids whose rows are gone altogether (a direct DELETE forgets a
- *	  message).  A removed row's added_version does not tell whether the
- *	  device had the id: a row deleted and inserted again starts afresh,
- *	  so every row removed after v is listed (a device drops the ids it
- *	  has and ignores the others).  The latter are known only from history: a
- *	  copy valid at v (valid_from <= v < valid_to) of an id without a row.
+ *	- the ids it holds that are no longer in the array: every row removed
+ *	  after v, and the ids whose rows are gone altogether (a direct DELETE
+ *	  forgets a message), which only history knows: a copy valid at v
+ *	  (valid_from <= v < valid_to) of an id without a row.  A removed row's
+ *	  added_version does not tell whether the device had the id (a row
+ *	  deleted and inserted again starts afresh), so every row removed after
+ *	  v is listed; a device drops the ids it has and ignores the others.
  * Applied in that order (drop every id listed, then insert each live entry
  * after its "after"), the device's array becomes the current array: the
  * unchanged rows keep their order, and each changed row lands after its
