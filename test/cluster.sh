@@ -7,8 +7,11 @@
 # the first free port from 54321 on (the next one if another cluster takes
 # it first), and trusts local connections. After
 # cp_cluster_start, PGHOST, PGPORT, PGUSER and PGDATABASE point at it.
+#
+# Test scripts source it through test/lib.sh, which sets PG_CONFIG.  The
+# cluster runs the binaries in CP_PGBIN: a private install
+# (cp_private_install sets it), else PG_CONFIG's bin directory.
 
-CP_PGBIN=${CP_PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 CP_CLUSTER_DIR=""
 
 # cp_private_install DIR [make variables...]: copy the server's binaries,
@@ -67,6 +70,9 @@ cp_port_in_use() {
 # arguments (e.g. "shared_preload_libraries = 'chatpersist'").
 cp_cluster_start() {
 	local port=54321
+	if [ -z "${CP_PGBIN:-}" ]; then
+		CP_PGBIN=$("${PG_CONFIG:-pg_config}" --bindir) || return 1
+	fi
 	while cp_port_in_use "$port"; do
 		port=$((port + 1))
 	done

@@ -19,6 +19,9 @@
 #	  one.
 #
 # Usage: CP_PGBIN=<bin of a server with this build installed> test/cursor_moves.sh
+#	Without CP_PGBIN (test/run.sh passes its private install) it builds
+#	this tree and installs it into a private copy of the server
+#	(test/lib.sh's cp_this_build), removed on exit.
 #
 # Starts two throwaway clusters of its own (test/cluster.sh, wal_level =
 # logical), "hi" moved to transaction ids near 2e9 with pg_resetwal -x,
@@ -33,8 +36,7 @@
 
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-
-. test/cluster.sh
+. test/lib.sh
 
 passed=0
 failed=0
@@ -52,12 +54,13 @@ finish()
 {
 	CP_CLUSTER_DIR=$lo_dir cp_cluster_stop
 	CP_CLUSTER_DIR=$hi_dir cp_cluster_stop
+	cp_cleanup	# the private install, if this script made one
 	rm -rf "$tmpdir"
 }
 trap finish EXIT
 
 # check NAME COMMAND... (test/check.sh)
-. "$(dirname "${BASH_SOURCE[0]}")/check.sh"
+. test/check.sh
 
 # eq NAME GOT WANT: check that two strings are equal, printing both if not
 eq()
@@ -93,6 +96,7 @@ start_cluster()
 	echo "$CP_CLUSTER_DIR $PGPORT"
 }
 
+cp_this_build || bail "could not build and install this tree"
 read -r lo_dir lo_port < <(start_cluster) || true
 [ -n "$lo_port" ] || bail "could not start the first cluster"
 read -r hi_dir hi_port < <(start_cluster) || true

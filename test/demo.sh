@@ -13,23 +13,21 @@
 # history, and the checksum is recomputed outside the database.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
+. test/lib.sh
 
-bash test/setup.sh >/dev/null || { echo "demo: setup failed (run test/setup.sh to see why)" >&2; exit 1; }
-
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-export PG_CONFIG
-export PATH="$("$PG_CONFIG" --bindir):$PATH"
+cp_setup || { echo "demo: setup failed (run test/setup.sh to see why)" >&2; exit 1; }
+cp_pg_env
 
 # test/run.sh runs the demo against its private installation (CP_PGBIN,
 # see cp_private_install in test/cluster.sh); otherwise build and install
+# into the system's server
 if [ -z "${CP_PGBIN:-}" ]; then
 	echo "== building and installing chatpersist"
-	make -s PG_CONFIG="$PG_CONFIG" >/dev/null
-	make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+	cp_build
+	cp_build install
 fi
 
-. test/cluster.sh
 trap cp_cluster_stop EXIT
 cp_cluster_start
 

@@ -8,6 +8,9 @@
 #	  every conversation and its history after every write.
 #
 # Usage: CP_PGBIN=<bin of the private install of this build> test/differential.sh
+#	Without CP_PGBIN (test/run.sh passes its private install) it builds
+#	this tree and installs it into a private copy of the server
+#	(test/lib.sh's cp_this_build), removed on exit.
 #	DIFF_COUNT (default 3000) calls; DIFF_SEED to repeat a run (its seed is
 #	printed first).  The long variant: DIFF_COUNT=100000.
 #
@@ -24,12 +27,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-. test/cluster.sh
+. test/lib.sh
 . test/oracle.sh
 
 tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/differential.XXXXXX") || { echo "differential: 0 passed, 1 failed"; exit 1; }
 chmod 755 "$tmpdir"
-subject_bin=${CP_PGBIN:?CP_PGBIN must point at the private install of this build}
+subject_bin=""
 oracle_dir="" subject_dir="" oracle_port="" subject_port=""
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap
@@ -37,6 +40,7 @@ finish()
 {
 	CP_CLUSTER_DIR=$oracle_dir CP_PGBIN=$tmpdir/oracle-bin cp_cluster_stop
 	CP_CLUSTER_DIR=$subject_dir CP_PGBIN=$subject_bin cp_cluster_stop
+	cp_cleanup	# the private install of this build, if this script made one
 	rm -rf "$tmpdir"
 }
 trap finish EXIT
@@ -58,6 +62,8 @@ start_cluster()
 	echo "$CP_CLUSTER_DIR $PGPORT"
 }
 
+cp_this_build || bail "could not build and install this tree"
+subject_bin=$CP_PGBIN
 cp_oracle_build "$tmpdir/oracle" || bail "could not build the oracle"
 ln -s "$CP_PGBIN" "$tmpdir/oracle-bin"	# cp_oracle_build pointed CP_PGBIN at it
 read -r oracle_dir oracle_port < <(start_cluster) || true

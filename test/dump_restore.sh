@@ -10,6 +10,10 @@
 #	  restore give the same results as on the source.
 #
 # Usage: PGHOST=... PGPORT=... PGUSER=<superuser> test/dump_restore.sh
+#	bash test/dump_restore.sh
+#		Without PGHOST: builds this tree, installs it into a private copy
+#		of the server (test/lib.sh's cp_this_build, unless CP_PGBIN names
+#		one) and starts a throwaway cluster of it, removed on exit.
 #
 # Needs a running server with chatpersist installed, and pg_dump, pg_restore
 # and psql of the same major version.  Creates and drops its own databases
@@ -23,6 +27,8 @@
 #
 
 set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+. test/lib.sh
 
 passed=0
 failed=0
@@ -35,12 +41,21 @@ finish()
 	for db in "${dbs[@]}"; do
 		dropdb --if-exists "$db" >/dev/null 2>&1
 	done
+	cp_cleanup	# the cluster and private install, if this script made them
 	rm -rf "$tmpdir"
 }
 trap finish EXIT
 
+if [ -z "${PGHOST:-}" ]; then
+	cp_setup || exit 1
+	cp_this_build || { echo "dump_restore: 0 passed, 1 failed"; exit 1; }
+	PATH="$CP_PGBIN:$PATH"
+	cp_cluster_start "shared_preload_libraries = 'chatpersist'" >/dev/null ||
+		{ echo "dump_restore: could not start a cluster"; echo "dump_restore: 0 passed, 1 failed"; exit 1; }
+fi
+
 # check NAME COMMAND... (test/check.sh)
-. "$(dirname "${BASH_SOURCE[0]}")/check.sh"
+. test/check.sh
 
 q()
 {

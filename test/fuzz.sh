@@ -9,7 +9,7 @@
 # Usage:
 #	bash test/fuzz.sh [--count N] [--seed S] [--batch B] [fuzz.py options]
 #		Standalone: builds the extension, installs it into a private copy of
-#		the server (test/cluster.sh), starts a throwaway cluster, fuzzes a
+#		the server (test/lib.sh), starts a throwaway cluster, fuzzes a
 #		fresh database, and stops and removes the cluster, also on failure.
 #		The long run:  bash test/fuzz.sh --count 1000000 --progress 25
 #	PGHOST=... PGPORT=... PGUSER=<superuser> FUZZ_SERVER_LOG=... bash test/fuzz.sh --here [...]
@@ -33,7 +33,7 @@
 
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 PYTHON=${PYTHON:-/usr/bin/python3}
 here=
 if [ "${1:-}" = "--here" ]; then
@@ -42,19 +42,17 @@ if [ "${1:-}" = "--here" ]; then
 fi
 
 if [ -z "$here" ]; then
-	bash test/setup.sh >/dev/null || exit 1
-	PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-	export PG_CONFIG
-	export PATH="$("$PG_CONFIG" --bindir):$PATH"
-	make -s PG_CONFIG="$PG_CONFIG" PG_CFLAGS="-DUSE_ASSERT_CHECKING" >/dev/null || {
+	# the steps of test/lib.sh's cp_own_cluster, each with its own message
+	. test/lib.sh
+	cp_setup || exit 1
+	cp_pg_env
+	cp_build PG_CFLAGS="-DUSE_ASSERT_CHECKING" || {
 		echo "fuzz: build failed"
 		echo "fuzz: 0 passed, 1 failed"
 		exit 1
 	}
-	. test/cluster.sh
-	install_dir=$(mktemp -d /tmp/chatpersist-fuzz-install.XXXXXX)
-	trap 'cp_cluster_stop; rm -rf "$install_dir"' EXIT
-	cp_private_install "$install_dir" || { echo "fuzz: install failed"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+	trap cp_cleanup EXIT
+	cp_install chatpersist-fuzz-install || { echo "fuzz: install failed"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 	cp_cluster_start "shared_preload_libraries = 'chatpersist'" >/dev/null ||
 		{ echo "fuzz: could not start a cluster"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 	FUZZ_SERVER_LOG=$CP_CLUSTER_DIR/server.log

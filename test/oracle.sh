@@ -1,6 +1,6 @@
 # oracle.sh: the last 1.x release, rebuilt from git history, as the oracle
 # that 2.0's differential and upgrade tests compare with.  Source it after
-# test/cluster.sh.
+# test/lib.sh (PG_CONFIG, and test/cluster.sh's cp_private_install).
 #
 # test/oracle.commit names the commit (its first word; the rest of the line
 # says what it is).  It is the last commit before the 2.0 storage change:
@@ -51,7 +51,7 @@ cp_oracle_build() {
 	git -C "$top" archive "$commit" | tar -x -C "$dir/src" || return 1
 	(
 		cd "$dir/src" &&
-			make -s PG_CONFIG="${PG_CONFIG:-pg_config}" PG_CFLAGS="-Werror" >"$dir/build.log" 2>&1
+			make -s PG_CONFIG="$PG_CONFIG" PG_CFLAGS="-Werror" >"$dir/build.log" 2>&1
 	) || {
 		echo "cp_oracle_build: building $commit failed:" >&2
 		cat "$dir/build.log" >&2

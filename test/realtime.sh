@@ -31,7 +31,7 @@
 #
 # test/run.sh runs it with CP_PGBIN pointing at its private install of this
 # build; without CP_PGBIN it builds and installs this tree into a private
-# copy of the server itself (test/cluster.sh's cp_private_install; the
+# copy of the server itself (test/lib.sh's cp_this_build; the
 # system's installation is not touched).  Starts a throwaway cluster of its
 # own (test/cluster.sh) and stops it on exit, also on failure.  Ends with
 #	realtime: N passed, M failed
@@ -44,13 +44,10 @@
 
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-export PG_CONFIG
+. test/lib.sh
 
 passed=0
 failed=0
-own_install=""
 cluster_dir=""
 A=00000000-0000-0000-0000-0000000000a1
 B=00000000-0000-0000-0000-0000000000b2
@@ -62,7 +59,7 @@ MAX_OVERHEAD=200
 finish()
 {
 	[ -n "$cluster_dir" ] && CP_CLUSTER_DIR=$cluster_dir cp_cluster_stop
-	[ -n "$own_install" ] && rm -rf "$own_install"
+	cp_cleanup	# the private install, if this script made one
 }
 trap finish EXIT
 
@@ -89,14 +86,7 @@ bail()
 	exit 1
 }
 
-if [ -z "${CP_PGBIN:-}" ]; then
-	make -s PG_CONFIG="$PG_CONFIG" >/dev/null || bail "build failed"
-	. test/cluster.sh
-	own_install=$(mktemp -d /tmp/chatpersist-install.XXXXXX)
-	cp_private_install "$own_install" || bail "install failed"
-else
-	. test/cluster.sh
-fi
+cp_this_build || bail "could not build and install this tree"
 
 # synchronous_commit = on: the slot functions decode only WAL that is
 # flushed, and cluster.sh turns it off

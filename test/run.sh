@@ -26,18 +26,15 @@
 # end, also on failure. The last line is "N passed, M failed".
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
-top=$(pwd)
+cd "$(dirname "$0")/.." || exit 1
+# the setup steps every test script shares (cp_setup, cp_build, ...)
+. test/lib.sh
 
-bash test/setup.sh || exit 1
-
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-export PG_CONFIG
-export PATH="$("$PG_CONFIG" --bindir):$PATH"
+cp_setup -v || exit 1
+cp_pg_env
 
 echo "== build (warnings are errors)"
-make -s clean >/dev/null
-if ! make -s PG_CONFIG="$PG_CONFIG" PG_CFLAGS="-Werror -DUSE_ASSERT_CHECKING"; then
+if ! cp_build --clean PG_CFLAGS="-Werror -DUSE_ASSERT_CHECKING"; then
 	echo "build failed"
 	echo "0 passed, 1 failed"
 	exit 1
@@ -45,12 +42,9 @@ fi
 
 # Install into a private copy of the server, not the system's (see
 # cp_private_install): the tests never replace an installed chatpersist,
-# and two checkouts can run them side by side
-. test/cluster.sh
-install_dir=$(mktemp -d /tmp/chatpersist-install.XXXXXX)
-trap 'cp_cluster_stop; rm -rf "$install_dir"' EXIT
-cp_private_install "$install_dir" || { echo "install failed"; echo "0 passed, 1 failed"; exit 1; }
-cp_cluster_start "shared_preload_libraries = 'chatpersist'" || { echo "could not start a cluster"; echo "0 passed, 1 failed"; exit 1; }
+# and two checkouts can run them side by side.  The scripts below get it
+# in CP_PGBIN (and test/tap.sh in CP_INSTALL_DIR)
+cp_own_cluster "shared_preload_libraries = 'chatpersist'" || { echo "0 passed, 1 failed"; exit 1; }
 
 total_pass=0
 total_fail=0
@@ -97,7 +91,8 @@ echo "== stats without shared_preload_libraries (per-session counters)"
 rm -rf results regression.diffs regression.out
 (
 	# a second cluster of its own, in a subshell so the main one is untouched
-	. test/cluster.sh
+	# shellcheck disable=SC2030  # on purpose: the subshell's own cluster
+	CP_CLUSTER_DIR=""
 	trap cp_cluster_stop EXIT
 	cp_cluster_start >/dev/null || exit 1
 	make -s PG_CONFIG="$PG_CONFIG" installcheck REGRESS=stats ISOLATION= 2>&1
@@ -202,7 +197,7 @@ PGDATABASE=chatpersist_soak perl test/soak/soak.pl --duration "${CP_SOAK_SECONDS
 record_from_log soak .soak.log
 
 echo "== crash recovery (TAP: test/t/, ${CP_CRASH_CYCLES:-8} crash cycles, clusters of its own)"
-CP_INSTALL_DIR=$install_dir bash test/tap.sh 2>&1 | tee .tap.log
+CP_INSTALL_DIR=$CP_INSTALL_DIR bash test/tap.sh 2>&1 | tee .tap.log
 record_from_log tap .tap.log
 
 echo "== libFuzzer: src/canon.h against naive references (test/fuzz/run_canon_fuzz.sh)"

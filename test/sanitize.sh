@@ -75,13 +75,9 @@ for arg in "$@"; do
 	esac
 done
 
-bash test/setup.sh >/dev/null || exit 1
-
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-export PG_CONFIG
-export PATH="$("$PG_CONFIG" --bindir):$PATH"
-
-. test/cluster.sh
+. test/lib.sh
+cp_setup || exit 1
+cp_pg_env
 
 work=$(mktemp -d /tmp/chatpersist-sanitize.XXXXXX) || exit 1
 chmod 755 "$work"

@@ -10,7 +10,7 @@
 #
 # Without CP_INSTALL_DIR it installs what is missing (test/setup.sh),
 # builds, and installs the build into a private copy of the server under
-# /tmp (test/cluster.sh's cp_private_install; the system's installation is
+# /tmp (test/lib.sh's cp_install; the system's installation is
 # not touched).  test/run.sh passes its own private install in
 # CP_INSTALL_DIR.  The tests' nodes use that copy's binaries (prove gets
 # CP_INSTALL_PATH and PATH).  Environment for the crash test:
@@ -30,13 +30,10 @@
 
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 top=$(pwd)
+. test/lib.sh
 
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-export PG_CONFIG
-
-own_install=""
 testdir=""
 
 # The processes of this run: prove, the tests and their clients carry
@@ -78,19 +75,16 @@ finish()
 		fi
 		rm -rf "$testdir"
 	fi
-	[ -n "$own_install" ] && rm -rf "$own_install"
+	cp_cleanup	# the private install, if this script made one
 }
 trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [ -z "${CP_INSTALL_DIR:-}" ]; then
-	bash test/setup.sh >/dev/null || exit 1
-	make -s PG_CONFIG="$PG_CONFIG" >/dev/null || { echo "build failed"; echo "tap: 0 passed, 1 failed"; exit 1; }
-	. test/cluster.sh
-	own_install=$(mktemp -d /tmp/chatpersist-install.XXXXXX)
-	cp_private_install "$own_install" || { echo "install failed"; echo "tap: 0 passed, 1 failed"; exit 1; }
-	CP_INSTALL_DIR=$own_install
+if [ -z "$CP_INSTALL_DIR" ]; then
+	cp_setup || exit 1
+	cp_build || { echo "build failed"; echo "tap: 0 passed, 1 failed"; exit 1; }
+	cp_install || { echo "install failed"; echo "tap: 0 passed, 1 failed"; exit 1; }	# sets CP_INSTALL_DIR
 fi
 
 # The private copy keeps the system's layout under CP_INSTALL_DIR

@@ -49,7 +49,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 top=$(pwd)
 
-. test/cluster.sh
+. test/lib.sh
 . test/oracle.sh
 
 passed=0
@@ -67,7 +67,7 @@ finish()
 trap finish EXIT
 
 # check NAME COMMAND... (test/check.sh)
-. "$(dirname "${BASH_SOURCE[0]}")/check.sh"
+. test/check.sh
 
 bail()
 {
@@ -125,7 +125,7 @@ q "CREATE DATABASE cp_upgrade_oracle TEMPLATE postgres" >/dev/null || bail "coul
 q "DROP DATABASE cp_upgrade_oracle" >/dev/null || bail "could not drop the copy of the oracle's database"
 
 # 2. This build installed over it, as a package upgrade does
-if ! make -s PG_CONFIG="${PG_CONFIG:-pg_config}" DESTDIR="$install_root" install >"$tmpdir/install.log" 2>&1; then
+if ! make -s PG_CONFIG="$PG_CONFIG" DESTDIR="$install_root" install >"$tmpdir/install.log" 2>&1; then
 	cat "$tmpdir/install.log"
 	bail "could not install this build over the oracle"
 fi

@@ -13,9 +13,9 @@
 #
 # Runs as root on Debian 12 with PostgreSQL 15, like test/run.sh: installs
 # what is missing (test/setup.sh, then test/bench/packages), builds and
-# installs the extension (PG_CONFIG, default
-# /usr/lib/postgresql/15/bin/pg_config), starts a throwaway cluster
-# (test/cluster.sh, removed at the end, also on failure) and measures:
+# installs the extension (PG_CONFIG, default PostgreSQL 15's: test/lib.sh),
+# starts a throwaway cluster (test/cluster.sh, removed at the end, also on
+# failure) and measures:
 #
 #   - save throughput with pgbench (-M prepared), for conversations of 10,
 #     100, 1000 and 10000 messages of about 300 bytes and 1, 2 and 8
@@ -54,9 +54,10 @@
 # (200) and BENCH_APPEND_USERS_10 (8000), see cost.sh.
 set -euo pipefail
 
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 top=$(pwd)
 bench=$top/test/bench
+. test/lib.sh
 
 mode=full
 for arg in "$@"; do
@@ -139,7 +140,7 @@ users_of() {
 started=$(date +%s)
 
 # What the benchmark needs beyond the build and test dependencies
-bash test/setup.sh >/dev/null || { echo "bench: setup failed (run test/setup.sh to see why)" >&2; exit 1; }
+cp_setup || { echo "bench: setup failed (run test/setup.sh to see why)" >&2; exit 1; }
 mapfile -t packages < <(awk '{ sub(/#.*/, "") } NF { print $1 }' "$bench/packages")
 missing=()
 for p in "${packages[@]}"; do
@@ -158,14 +159,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-export PG_CONFIG
-bindir=$("$PG_CONFIG" --bindir)
-export PATH="$bindir:$PATH"
+cp_pg_env
 
 echo "== build and install ($PG_CONFIG)"
-make -s clean >/dev/null
-make -s PG_CONFIG="$PG_CONFIG" >/dev/null
+cp_build --clean
 
 stamp=$(date +%Y%m%d-%H%M%S)
 out=$bench/out/$stamp-$mode
@@ -174,16 +171,11 @@ ln -sfn "$stamp-$mode" "$bench/out/latest"
 log=$out/bench.log
 : >"$log"
 
-# shellcheck source=test/cluster.sh
-. test/cluster.sh
 # a private copy of the server with this build (the system's installation
-# is left alone, see cp_private_install)
-install_dir=$(mktemp -d /tmp/chatpersist-install.XXXXXX)
-trap 'cp_cluster_stop; rm -rf "$install_dir"' EXIT
-cp_private_install "$install_dir"
+# is left alone, see cp_private_install) and a cluster of it;
 # fsync off and no autovacuum come from cluster.sh; tables are vacuumed
 # between runs instead, so no run pays for another's garbage
-cp_cluster_start "shared_preload_libraries = 'chatpersist'" \
+cp_own_cluster "shared_preload_libraries = 'chatpersist'" \
 	"shared_buffers = 1GB" \
 	"max_wal_size = 8GB" \
 	"checkpoint_timeout = 1h" >>"$log"

@@ -23,7 +23,10 @@
 
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+# PG_CONFIG, with its default (test/lib.sh): the server's bin directory
+# shellcheck source=test/lib.sh
+. "$HERE/../lib.sh"
+PGBIN=${PGBIN:-$("$PG_CONFIG" --bindir)}
 BASE=${CITUS_CHECK_DIR:-/tmp/citus-check}
 COORD=55601
 W1=55602

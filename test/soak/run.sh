@@ -24,20 +24,13 @@
 
 set -uo pipefail
 
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
+. test/lib.sh
 
-bash test/setup.sh >/dev/null || exit 1
-
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-export PG_CONFIG
-make -s PG_CONFIG="$PG_CONFIG" >/dev/null || { echo "build failed"; exit 1; }
-
-. test/cluster.sh
-install_dir=$(mktemp -d /tmp/chatpersist-install.XXXXXX)
-trap 'cp_cluster_stop; rm -rf "$install_dir"' EXIT
-cp_private_install "$install_dir" || { echo "install failed"; exit 1; }
+cp_setup || exit 1
+cp_build || { echo "build failed"; exit 1; }
+cp_own_cluster "shared_preload_libraries = 'chatpersist'" "max_connections = 100" || exit 1
 export PATH="$CP_PGBIN:$PATH"
-cp_cluster_start "shared_preload_libraries = 'chatpersist'" "max_connections = 100" || exit 1
 
 createdb chatpersist_soak || exit 1
 psql -X -q -d chatpersist_soak -c "CREATE EXTENSION chatpersist" || exit 1
