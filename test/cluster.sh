@@ -7,6 +7,8 @@
 # the first free port from 54321 on (the next one if another cluster takes
 # it first), and trusts local connections. After
 # cp_cluster_start, PGHOST, PGPORT, PGUSER and PGDATABASE point at it.
+# CP_CLUSTER_SUPERUSER names the bootstrap superuser (default postgres;
+# test/supabase_move.sh uses supabase_admin, as Supabase's image does).
 
 CP_PGBIN=${CP_PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 CP_CLUSTER_DIR=""
@@ -77,7 +79,7 @@ cp_cluster_start() {
 		chown postgres: "$CP_CLUSTER_DIR"
 	fi
 
-	cp_as_postgres "$CP_PGBIN/initdb" -D "$CP_CLUSTER_DIR/data" -U postgres \
+	cp_as_postgres "$CP_PGBIN/initdb" -D "$CP_CLUSTER_DIR/data" -U "${CP_CLUSTER_SUPERUSER:-postgres}" \
 		--auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$CP_CLUSTER_DIR/initdb.log" 2>&1 || {
 		cat "$CP_CLUSTER_DIR/initdb.log" >&2
 		return 1
@@ -122,7 +124,7 @@ cp_cluster_start() {
 		done
 	done
 
-	export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+	export PGHOST=127.0.0.1 PGPORT=$port PGUSER=${CP_CLUSTER_SUPERUSER:-postgres} PGDATABASE=postgres
 	echo "cluster: started on 127.0.0.1:$port in $CP_CLUSTER_DIR"
 }
 
