@@ -153,6 +153,11 @@ echo "== dump and restore"
 bash test/dump_restore.sh 2>&1 | tee .dump_restore.log
 record_from_log dump_restore .dump_restore.log
 
+echo "== Supabase: moving an existing app, restores (test/supabase_move.sh, a cluster of its own)"
+bash test/supabase_move.sh 2>&1 | tee .supabase_move.log
+record_from_log supabase_move .supabase_move.log
+rm -f .supabase_move.log
+
 echo "== change cursors across moves of the data (test/cursor_moves.sh, clusters of its own)"
 bash test/cursor_moves.sh 2>&1 | tee .cursor_moves.log
 record_from_log cursor_moves .cursor_moves.log
