@@ -172,8 +172,8 @@ SQL
 # wait_for DB SQL: wait (up to 30 s) until SQL returns t
 wait_for()
 {
-	local i
-	for i in $(seq 1 150); do
+	local _
+	for _ in $(seq 1 150); do
 		[ "$(q "$1" "$2")" = t ] && return 0
 		sleep 0.2
 	done
