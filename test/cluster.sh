@@ -11,6 +11,8 @@
 # Test scripts source it through test/lib.sh, which sets PG_CONFIG.  The
 # cluster runs the binaries in CP_PGBIN: a private install
 # (cp_private_install sets it), else PG_CONFIG's bin directory.
+# CP_CLUSTER_SUPERUSER names the bootstrap superuser (default postgres;
+# test/supabase_move.sh uses supabase_admin, as Supabase's image does).
 
 CP_CLUSTER_DIR=""
 
@@ -83,7 +85,7 @@ cp_cluster_start() {
 		chown postgres: "$CP_CLUSTER_DIR"
 	fi
 
-	cp_as_postgres "$CP_PGBIN/initdb" -D "$CP_CLUSTER_DIR/data" -U postgres \
+	cp_as_postgres "$CP_PGBIN/initdb" -D "$CP_CLUSTER_DIR/data" -U "${CP_CLUSTER_SUPERUSER:-postgres}" \
 		--auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$CP_CLUSTER_DIR/initdb.log" 2>&1 || {
 		cat "$CP_CLUSTER_DIR/initdb.log" >&2
 		return 1
@@ -128,7 +130,7 @@ cp_cluster_start() {
 		done
 	done
 
-	export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+	export PGHOST=127.0.0.1 PGPORT=$port PGUSER=${CP_CLUSTER_SUPERUSER:-postgres} PGDATABASE=postgres
 	echo "cluster: started on 127.0.0.1:$port in $CP_CLUSTER_DIR"
 }
 

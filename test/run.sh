@@ -8,7 +8,8 @@
 # installation is not touched), starts a throwaway cluster (test/cluster.sh) and
 # runs every suite against it: pg_regress (sql/), isolation (test/specs/),
 # pgTAP (test/pgtap/), the property scripts (test/*_props.sh), the
-# dump and restore round trip (test/dump_restore.sh), the change cursor
+# dump and restore round trip (test/dump_restore.sh), moving an existing
+# Supabase app and restores on Supabase (test/supabase_move.sh), the change cursor
 # across restores and replication (test/cursor_moves.sh), what Supabase
 # Realtime's Postgres Changes would deliver from the message rows and to
 # whom (test/realtime.sh, a cluster of its own), the fuzzer
@@ -170,6 +171,10 @@ echo "== dump and restore"
 bash test/dump_restore.sh 2>&1 | tee .dump_restore.log
 record_from_log dump_restore .dump_restore.log
 
+echo "== Supabase: moving an existing app, restores (test/supabase_move.sh, a cluster of its own)"
+bash test/supabase_move.sh 2>&1 | tee .supabase_move.log
+record_from_log supabase_move .supabase_move.log
+
 echo "== change cursors across moves of the data (test/cursor_moves.sh, clusters of its own)"
 bash test/cursor_moves.sh 2>&1 | tee .cursor_moves.log
 record_from_log cursor_moves .cursor_moves.log
@@ -240,7 +245,7 @@ if [ "$total_fail" -gt 0 ]; then
 	cp_cluster_log_tail 60
 fi
 
-rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .cursor_moves.log .realtime.log .differential.log .upgrade.log .upgrade_1.0.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log .fuzz.log
+rm -f .regress.log .regress_local.log .isolation.log .pgtap.log .dump_restore.log .cursor_moves.log .realtime.log .supabase_move.log .differential.log .upgrade.log .upgrade_1.0.log .node.log .docs_examples.log .demo.log .canon_fuzz.log .*_props.log .soak.log .tap.log .sanitize_*.log .fuzz.log
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"

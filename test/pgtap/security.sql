@@ -880,9 +880,14 @@ RESET ROLE;
 
 -- ---------------------------------------------------------------------------
 -- Wrappers in public (docs/supabase.md, way 2; that block as it stands
--- there): SECURITY INVOKER, so the policies still apply
+-- there, without its BEGIN and COMMIT, as this file is one transaction;
+-- test/supabase_move.sh runs it whole): SECURITY INVOKER, so the policies
+-- still apply
 -- ---------------------------------------------------------------------------
-CREATE FUNCTION public.save_conversation(
+DROP FUNCTION IF EXISTS public.save_conversation(uuid, text, text, jsonb, boolean);
+DROP FUNCTION IF EXISTS public.load_conversations(uuid);
+
+CREATE OR REPLACE FUNCTION public.save_conversation(
 	p_user_id uuid, p_conversation_id text, p_title text, p_messages jsonb,
 	p_force_overwrite boolean DEFAULT false, p_expected_version bigint DEFAULT NULL,
 	p_metadata jsonb DEFAULT NULL)
