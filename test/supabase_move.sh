@@ -24,6 +24,21 @@
 #	    after-restore block runs (or the default-privileges block ran
 #	    before), an old cursor gets a full resync, and postgres reads every
 #	    user's rows where the server-role block's role reads one user's.
+#	  - "Server-side apps with their own connection" (Identity): the block,
+#	    as printed, connected as a login role that is a member of
+#	    authenticated, returns the user's conversations, and nothing with
+#	    another user set.
+#	  - "Realtime: tell a user's devices that a conversation changed": the
+#	    trigger block and the policy block, on an EMULATION of the parts of
+#	    Supabase's realtime schema they use (realtime.messages,
+#	    realtime.send, realtime.topic(); made below, from Supabase's
+#	    documentation): one broadcast per change through save_conversation,
+#	    append_messages and delete_conversation, none for an unchanged save
+#	    or a rolled-back one, on chat:<user_id>, ids, version, checksum and
+#	    deleted only; what the policy lets anon and authenticated read for
+#	    a topic; no client inserts there or calls the trigger function.
+#	    Not shown: delivery over websockets and Realtime's own
+#	    authorization flow (no Realtime server here).
 #
 #	  Each block is taken from docs/supabase.md by the marker line
 #	  "<!-- test/supabase_move.sh: NAME -->" above it, so the page and the
@@ -590,6 +605,198 @@ SELECT string_agg(DISTINCT user_id::text, ',') || ' ' || count(*) FROM chatpersi
 COMMIT;
 SQL
 )" "$U1 2"
+
+# ---------------------------------------------------------------------------
+# A server-side app with its own connection (docs/supabase.md, Identity)
+# ---------------------------------------------------------------------------
+echo "== the server-side block (docs/supabase.md, Identity: Server-side apps with their own connection)"
+# the user id the block is written with
+DOC_U=0b9c2d1e-0000-4000-8000-000000000001
+supabase_db rt && with_chatpersist rt || exit 1
+# the connecting role: a login role that is a member of authenticated, made
+# as the page's server-role block makes chat_server
+q rt "CREATE ROLE edge_fn LOGIN NOINHERIT; GRANT authenticated TO edge_fn;" >/dev/null || exit 1
+for c in a b; do
+	api rt authenticated "$DOC_U" "SELECT chatpersist.save_conversation('$DOC_U', '$c', 'Doc $c', '[{\"id\":\"1\"}]')" >/dev/null || exit 1
+done
+api rt authenticated "$U2" "SELECT chatpersist.save_conversation('$U2', 'a', 'Not the doc user''s', '[{\"id\":\"1\"}]')" >/dev/null || exit 1
+block server-side >"$tmpdir/server-side.sql" || exit 1
+out=$(psql -X -q -A -t -v ON_ERROR_STOP=1 -U edge_fn -d rt -f "$tmpdir/server-side.sql" 2>&1)
+rc=$?
+[ "$rc" -eq 0 ] || echo "$out"
+eq "the server-side block runs as written, connected as a member of authenticated" "$rc" 0
+eq "... and returns the user's two conversations, as the superuser sees them" \
+	"$(echo "$out" | wc -l) $out" "2 $(q rt "SELECT * FROM chatpersist.load_conversations('$DOC_U')")"
+eq "... which are the user's only" "$(echo "$out" | cut -d'|' -f1 | sort -u | tr '\n' ' ')" "$DOC_U "
+sed "s/SET LOCAL chatpersist.user_id = '$DOC_U'/SET LOCAL chatpersist.user_id = '$U2'/" \
+	"$tmpdir/server-side.sql" >"$tmpdir/server-side-u2.sql"
+eq "with another user set, the same load returns nothing (row-level security, not the argument)" \
+	"$(psql -X -q -A -t -v ON_ERROR_STOP=1 -U edge_fn -d rt -f "$tmpdir/server-side-u2.sql" 2>&1; echo "rc=$?")" "rc=0"
+
+# ---------------------------------------------------------------------------
+# Realtime Broadcast, against an emulation of Supabase's realtime schema
+# ---------------------------------------------------------------------------
+# An emulation, written from Supabase's documentation ("Broadcast from the
+# database", "Realtime Authorization"), of the parts of the realtime schema
+# the recipe uses:
+#   - realtime.messages: topic, extension, event, payload, private,
+#     inserted_at; row-level security on; SELECT, INSERT and UPDATE granted
+#     to anon and authenticated, so that the policies alone decide;
+#   - realtime.send(payload, event, topic, private): sets realtime.topic for
+#     the transaction and inserts a 'broadcast' row; any error becomes a
+#     WARNING, so a failed broadcast never fails the writer;
+#   - realtime.topic(): the setting realtime.topic, which Realtime sets to
+#     the topic a client joins before it checks the policies as that client.
+# What it does not show: delivery (Realtime reads the rows and sends them to
+# the websockets joined to the topic), Realtime's own authorization flow (it
+# checks the SELECT policy once, when a client joins a private channel, with
+# the client's JWT claims), the table's partitions, and what later versions
+# of realtime.send add to the payload.  This checks what the recipe writes
+# and what its policy lets each role read, not that a device receives it.
+echo "== the Broadcast recipe (docs/supabase.md, Realtime: tell a user's devices), on an emulated realtime schema"
+psql -X -q -v ON_ERROR_STOP=1 -d rt >/dev/null <<'SQL' || exit 1
+CREATE SCHEMA realtime;
+GRANT USAGE ON SCHEMA realtime TO postgres, anon, authenticated, service_role;
+CREATE TABLE realtime.messages (
+	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	topic		text NOT NULL,
+	extension	text NOT NULL,
+	event		text,
+	payload		jsonb,
+	private		boolean DEFAULT false,
+	inserted_at	timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE realtime.messages ENABLE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, UPDATE ON realtime.messages TO anon, authenticated;
+GRANT ALL ON realtime.messages TO postgres, service_role;
+
+CREATE FUNCTION realtime.topic() RETURNS text LANGUAGE sql STABLE AS
+$$ SELECT nullif(current_setting('realtime.topic', true), '') $$;
+
+CREATE FUNCTION realtime.send(payload jsonb, event text, topic text, private boolean DEFAULT true)
+RETURNS void LANGUAGE plpgsql AS
+$$
+BEGIN
+	PERFORM set_config('realtime.topic', topic, true);
+	INSERT INTO realtime.messages (topic, extension, event, payload, private)
+	VALUES (topic, 'broadcast', event, payload, private);
+EXCEPTION WHEN OTHERS THEN
+	RAISE WARNING 'realtime.send: %', SQLERRM;
+END
+$$;
+SQL
+
+for b in broadcast-trigger broadcast-policy; do
+	block "$b" >"$tmpdir/$b.sql" || exit 1
+	out=$(psql -X -q -v ON_ERROR_STOP=1 -d rt -f "$tmpdir/$b.sql" 2>&1)
+	rc=$?
+	[ "$rc" -eq 0 ] || echo "$out"
+	eq "the $b block runs as supabase_admin without an error" "$rc" 0
+done
+
+# broadcasts: the rows realtime.messages holds (as supabase_admin)
+broadcasts()
+{
+	q rt "SELECT count(*) FROM realtime.messages"
+}
+# last_broadcast USER CONV: the newest broadcast's topic and payload, and the
+# payload the conversation's head row should give
+last_broadcast()
+{
+	q rt "SELECT m.topic || ' ' || m.event || ' ' || m.extension || ' ' || m.private || ' '
+				 || (m.payload = jsonb_build_object('conversation_id', c.id, 'version', c.version,
+													'checksum', c.checksum, 'deleted', c.deleted))
+				 || ' ' || (m.payload ->> 'version') || ' ' || (m.payload ->> 'deleted')
+			FROM realtime.messages m, chatpersist.conversations c
+		   WHERE c.user_id = '$1' AND c.id = '$2'
+		   ORDER BY m.id DESC LIMIT 1"
+}
+n0=$(broadcasts)
+eq "a new conversation (save_conversation): created" \
+	"$(api rt authenticated "$U1" "SELECT status FROM chatpersist.save_conversation('$U1', 'r', 'R',
+		'[{\"id\":\"m1\",\"content\":\"secret words\"}]', false, 0)")" created
+eq "... one broadcast, on chat:<user id>, with the head's id, version, checksum and deleted" \
+	"$(($(broadcasts) - n0)) $(last_broadcast "$U1" r)" "1 chat:$U1 conversation_changed broadcast true true 1 false"
+eq "the same array saved again: unchanged" \
+	"$(api rt authenticated "$U1" "SELECT status FROM chatpersist.save_conversation('$U1', 'r', 'R',
+		'[{\"id\":\"m1\",\"content\":\"secret words\"}]', false, 1)")" unchanged
+eq "... no broadcast" "$(($(broadcasts) - n0))" 1
+eq "append_messages: version 2" \
+	"$(api rt authenticated "$U1" "SELECT status || ' ' || version FROM chatpersist.append_messages('$U1', 'r',
+		'[{\"id\":\"m2\",\"content\":\"more secret words\"}]', 1)")" "updated 2"
+eq "... one broadcast" "$(($(broadcasts) - n0)) $(last_broadcast "$U1" r)" \
+	"2 chat:$U1 conversation_changed broadcast true true 2 false"
+eq "a save that merges (stale expected version)" \
+	"$(api rt authenticated "$U1" "SELECT status || ' ' || version FROM chatpersist.save_conversation('$U1', 'r', 'R',
+		'[{\"id\":\"m1\",\"content\":\"secret words\"},{\"id\":\"m3\",\"content\":\"x\"}]', false, 1)")" "merged 3"
+eq "... one broadcast" "$(($(broadcasts) - n0)) $(last_broadcast "$U1" r)" \
+	"3 chat:$U1 conversation_changed broadcast true true 3 false"
+eq "delete_conversation: deleted" \
+	"$(api rt authenticated "$U1" "SELECT status || ' ' || version FROM chatpersist.delete_conversation('$U1', 'r')")" "deleted 4"
+eq "... one broadcast, deleted true" "$(($(broadcasts) - n0)) $(last_broadcast "$U1" r)" \
+	"4 chat:$U1 conversation_changed broadcast true true 4 true"
+eq "delete_conversation again: unchanged, no broadcast" \
+	"$(api rt authenticated "$U1" "SELECT status FROM chatpersist.delete_conversation('$U1', 'r')") $(($(broadcasts) - n0))" \
+	"unchanged 4"
+psql -X -q -A -t -d rt >/dev/null 2>&1 <<SQL
+BEGIN;
+SET LOCAL ROLE authenticated;
+SET LOCAL "request.jwt.claims" = '{"sub":"$U1","role":"authenticated"}';
+SELECT chatpersist.save_conversation('$U1', 'rolled-back', 'x', '[{"id":"1"}]');
+ROLLBACK;
+SQL
+eq "a save whose transaction rolls back: no broadcast" "$(($(broadcasts) - n0))" 4
+api rt authenticated "$U2" "SELECT chatpersist.save_conversation('$U2', 'r', 'U2''s', '[{\"id\":\"m1\",\"content\":\"U2 secret\"}]')" >/dev/null
+eq "U2's save: one broadcast, on chat:<U2>" "$(($(broadcasts) - n0)) $(last_broadcast "$U2" r)" \
+	"5 chat:$U2 conversation_changed broadcast true true 1 false"
+eq "every payload holds the four keys, and no message content" \
+	"$(q rt "SELECT string_agg(DISTINCT (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(payload) k), ' ')
+			   || ' ' || bool_or(payload::text LIKE '%secret%') FROM realtime.messages")" \
+	"checksum,conversation_id,deleted,version false"
+
+# who reads what: Realtime sets realtime.topic to the topic a client joins
+# and checks the SELECT policy as that client, with its claims
+# reads ROLE USER TOPIC SQL
+reads()
+{
+	local claims=""
+	[ -z "$2" ] || claims="SET LOCAL \"request.jwt.claims\" = '{\"sub\":\"$2\",\"role\":\"$1\"}';"
+	psql -X -q -A -t -v ON_ERROR_STOP=1 -d rt 2>&1 <<SQL
+BEGIN;
+SET LOCAL ROLE $1;
+$claims
+SET LOCAL realtime.topic = '$3';
+$4;
+COMMIT;
+SQL
+}
+u1_topic_rows="SELECT count(*) || ' ' || string_agg(DISTINCT topic, ',') FROM realtime.messages WHERE topic = realtime.topic()"
+eq "authenticated with U1's claims, joining chat:<U1>, reads U1's four broadcasts" \
+	"$(reads authenticated "$U1" "chat:$U1" "$u1_topic_rows")" "4 chat:$U1"
+eq "... and joining chat:<U2>, reads none" \
+	"$(reads authenticated "$U1" "chat:$U2" "SELECT count(*) FROM realtime.messages")" 0
+eq "... U2 joining chat:<U2> reads U2's one" \
+	"$(reads authenticated "$U2" "chat:$U2" "SELECT count(*) FROM realtime.messages WHERE topic = realtime.topic()")" 1
+eq "authenticated without claims reads none" \
+	"$(reads authenticated "" "chat:$U1" "SELECT count(*) FROM realtime.messages")" 0
+eq "anon reads none" \
+	"$(reads anon "" "chat:$U1" "SELECT count(*) FROM realtime.messages")" 0
+# the policy decides whether a client may join a topic; it does not compare
+# a row's topic: with its own topic joined, a role that could run SQL would
+# read every broadcast row (clients cannot: Realtime runs the check, and
+# PostgREST does not expose realtime nor let a client set realtime.topic)
+eq "the policy gates the topic joined, not each row's topic (see docs/supabase.md)" \
+	"$(reads authenticated "$U1" "chat:$U1" "SELECT count(*) FROM realtime.messages")" 5
+contains "authenticated cannot insert into realtime.messages, not even on its own topic (no INSERT policy)" \
+	"$(reads authenticated "$U1" "chat:$U1" "INSERT INTO realtime.messages (topic, extension, event, payload, private)
+		VALUES ('chat:$U1', 'broadcast', 'conversation_changed', '{}', true)")" \
+	'new row violates row-level security policy for table "messages"'
+eq "no client role may execute private.chatpersist_broadcast" \
+	"$(q rt "SELECT has_function_privilege(r, 'private.chatpersist_broadcast()', 'EXECUTE')
+			  FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'authenticator']) r")" \
+	"$(printf 'f\nf\nf\nf')"
+contains "... and a call as authenticated is refused" \
+	"$(api_error rt authenticated "$U1" "SELECT private.chatpersist_broadcast()")" "permission denied for"
 
 summary_done=1
 echo "supabase_move: $passed passed, $failed failed"
