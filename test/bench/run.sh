@@ -32,6 +32,9 @@
 # setup.sql and load.sql, method in docs/performance.md):
 #   raw        a hand-written UPDATE ... SET messages = ..., version =
 #              version + 1 WHERE ... AND version = ... on a plain table
+#   raw-lz4    the same UPDATE on a copy of that table whose messages
+#              column is SET COMPRESSION lz4, as chatpersist's columns are
+#              (not in the default list: BENCH_WORKLOADS="raw raw_lz4 ...")
 #   raw-hist   the same, plus archiving the replaced row to a history
 #              table and pruning it (the floor for any save with history)
 #   pl-ff      the save contract in PL/pgSQL (plpgsql_save.sql), current version
@@ -235,6 +238,7 @@ fi
 tables_of() {
 	case $1 in
 		raw) echo "bench.raw_conv" ;;
+		raw_lz4) echo "bench.raw_lz4_conv" ;;
 		raw_hist) echo "bench.rawh_conv bench.rawh_history" ;;
 		pl_*) echo "bench.pl_conv bench.pl_history" ;;
 		rpm_hist) echo "bench.rpm_conv bench.rpm_msg bench.rpm_hist" ;;
@@ -319,6 +323,9 @@ SELECT (SELECT count(*) FILTER (WHERE c.checksum <> chatpersist.checksum(p.arr))
 		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
 	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
 		FROM bench.raw_conv c
+		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
+	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
+		FROM bench.raw_lz4_conv c
 		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
 	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
 		FROM bench.rawh_conv c
