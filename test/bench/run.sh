@@ -59,7 +59,7 @@
 #
 # Settings from the environment, for experiments: BENCH_ROUNDS,
 # BENCH_SECONDS, BENCH_CLIENTS ("1 2 8"), BENCH_SIZES ("10 100 1000 10000"),
-# BENCH_WORKLOADS, BENCH_MEMORY ("10000 200000"); for --cost, BENCH_ROUNDS
+# BENCH_WORKLOADS, BENCH_MEMORY ("10000 200000"; none skips it); for --cost, BENCH_ROUNDS
 # (7), BENCH_SECONDS (3), BENCH_SIZES ("10 1000 10000"), BENCH_WAL_CALLS
 # (200) and BENCH_APPEND_USERS_10 (8000), see cost.sh; for --client,
 # BENCH_ROUNDS (5), BENCH_SECONDS (2), BENCH_SIZES ("10 1000 10000"),
@@ -412,21 +412,26 @@ for ((r = 1; r <= micro_rounds; r++)); do
 	echo "round $r"
 done
 
-echo "== memory (one session: ${memory_steps// / then } saves)"
-psql_q -c "VACUUM" -c "CHECKPOINT" >>"$log"
-mem_script="SELECT 0 AS saves, * FROM bench.backend_memory();"
-prev=0
-for n in $memory_steps; do
-	mem_script="$mem_script
-CALL bench.save_loop($((prev + 1)), $n);
-SELECT $n AS saves, * FROM bench.backend_memory();"
-	prev=$n
-done
-{
-	printf 'saves\tvm_rss_kb\trss_anon_kb\trss_file_kb\trss_shmem_kb\tcontexts_kb\n'
-	psql_q -At -F $'\t' <<<"$mem_script"
-} >"$out/memory.tsv"
-awk -F'\t' '{ printf "%-8s %10s %12s %12s %13s %12s\n", $1, $2, $3, $4, $5, $6 }' "$out/memory.tsv"
+if [ "$memory_steps" = none ]; then
+	echo "== memory: skipped (BENCH_MEMORY=none)"
+	printf 'saves\tvm_rss_kb\trss_anon_kb\trss_file_kb\trss_shmem_kb\tcontexts_kb\n' >"$out/memory.tsv"
+else
+	echo "== memory (one session: ${memory_steps// / then } saves)"
+	psql_q -c "VACUUM" -c "CHECKPOINT" >>"$log"
+	mem_script="SELECT 0 AS saves, * FROM bench.backend_memory();"
+	prev=0
+	for n in $memory_steps; do
+		mem_script="$mem_script
+	CALL bench.save_loop($((prev + 1)), $n);
+	SELECT $n AS saves, * FROM bench.backend_memory();"
+		prev=$n
+	done
+	{
+		printf 'saves\tvm_rss_kb\trss_anon_kb\trss_file_kb\trss_shmem_kb\tcontexts_kb\n'
+		psql_q -At -F $'\t' <<<"$mem_script"
+	} >"$out/memory.tsv"
+	awk -F'\t' '{ printf "%-8s %10s %12s %12s %13s %12s\n", $1, $2, $3, $4, $5, $6 }' "$out/memory.tsv"
+fi
 
 echo "== report"
 bash "$bench/report.sh" "$out" "$mode"
