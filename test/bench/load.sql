@@ -4,7 +4,7 @@
 -- 0 .. users-1 hold S(2) at version 2 (see setup.sql), with version 1 (S(1))
 -- in history for the PL/pgSQL and chatpersist tables, so that a stale save
 -- finds its base.  Every workload has its own conversations (raw:
--- bench.raw_conv, PL/pgSQL: bench.pl_conv, chatpersist:
+-- bench.raw_conv, raw-lz4: bench.raw_lz4_conv, PL/pgSQL: bench.pl_conv, chatpersist:
 -- chatpersist.conversations); the chatpersist workloads share theirs,
 -- which all follow the same cycle of versions.
 --
@@ -20,6 +20,13 @@ FROM bench.sizes s
 	JOIN bench.payload p ON p.size = s.size AND p.k = 2;
 
 INSERT INTO bench.rawh_conv SELECT * FROM bench.raw_conv;
+-- from the payloads (uncompressed), not from raw_conv: a value copied from
+-- there would keep its pglz compression
+INSERT INTO bench.raw_lz4_conv (user_id, id, messages, version)
+SELECT bench.uid(u), 'c' || s.size, p.arr, 2
+FROM bench.sizes s
+	CROSS JOIN LATERAL generate_series(0, s.users - 1) AS u
+	JOIN bench.payload p ON p.size = s.size AND p.k = 2;
 INSERT INTO bench.rawh_history (user_id, conversation_id, version, messages)
 SELECT c.user_id, c.id, 1, p.arr
 FROM bench.raw_conv c JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = 1;
@@ -60,6 +67,7 @@ SELECT 1 / 0;
 \endif
 
 VACUUM ANALYZE bench.raw_conv;
+VACUUM ANALYZE bench.raw_lz4_conv;
 VACUUM ANALYZE bench.rawh_conv;
 VACUUM ANALYZE bench.rawh_history;
 VACUUM ANALYZE bench.pl_conv;

@@ -50,7 +50,8 @@ awk -F'\t' '
 		}
 	}' micro.tsv | sort >micro_medians.tsv
 
-workloads="raw raw_hist pl_ff pl_stale cp_ff cp_stale cp_append"
+# raw_lz4 last: the plot's columns follow this order
+workloads="raw raw_hist pl_ff pl_stale cp_ff cp_stale cp_append raw_lz4"
 
 # All tables and targets, in Markdown; the terminal gets the same text
 awk -F'\t' -v workloads="$workloads" -v mode="$mode" '
@@ -104,6 +105,24 @@ awk -F'\t' -v workloads="$workloads" -v mode="$mode" '
 				if (!((s, c, "raw_hist") in tps) || !((s, c, "raw") in tps)) continue
 				f = tps[s, c, "raw_hist"]
 				printf "| %s | %s | %.2fx | %.2fx | %.2fx | %.2fx |\n", s, c, f / tps[s, c, "raw"], tps[s, c, "cp_ff"] / f, tps[s, c, "cp_stale"] / f, tps[s, c, "cp_append"] / f
+			}
+			print ""
+		}
+
+		if ((sizes[1], clients[1], "raw_lz4") in tps) {
+			print "Against the raw UPDATE on an lz4 table (raw-lz4: chatpersist'"'"'s compression, so the compressor is no longer a difference):"
+			print ""
+			print "| messages | clients | raw-lz4 / raw | cp-ff / raw-lz4 | cp-stale / raw-lz4 | cp-append / raw-lz4 |"
+			print "|---:|---:|---:|---:|---:|---:|"
+			for (a = 1; a <= ns; a++) for (b = 1; b <= nc; b++) {
+				s = sizes[a]; c = clients[b]
+				if (!((s, c, "raw_lz4") in tps) || !((s, c, "raw") in tps)) continue
+				f = tps[s, c, "raw_lz4"]
+				line = sprintf("| %s | %s | %.2fx |", s, c, f / tps[s, c, "raw"])
+				split("cp_ff cp_stale cp_append", cw, " ")
+				for (i = 1; i <= 3; i++)
+					line = line (((s, c, cw[i]) in tps) ? sprintf(" %.2fx |", tps[s, c, cw[i]] / f) : " |")
+				print line
 			}
 			print ""
 		}
@@ -225,7 +244,8 @@ ncl=$(echo "$clients" | wc -w)
 		echo "     '' using 1:5 with linespoints lw 1 dt 3 lc rgb '#999999' title 'PL/pgSQL stale', \\"
 		echo "     '' using 1:6 with linespoints lw 2 lc rgb '#1f77b4' title 'chatpersist fast-forward', \\"
 		echo "     '' using 1:7 with linespoints lw 2 lc rgb '#d62728' title 'chatpersist stale (merge)', \\"
-		echo "     '' using 1:8 with linespoints lw 2 lc rgb '#2ca02c' title 'chatpersist append'"
+		echo "     '' using 1:8 with linespoints lw 2 lc rgb '#2ca02c' title 'chatpersist append', \\"
+		echo "     '' using 1:9 with linespoints lw 1 dt 4 lc rgb 'black' title 'raw UPDATE, lz4 table'"
 	done
 	echo "unset multiplot"
 } >plot.gp

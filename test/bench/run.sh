@@ -10,6 +10,12 @@
 #                                     # messages_since after one change
 #                                     # against a reload (about 1 minute;
 #                                     # see test/bench/delta_bytes.sh)
+#   bash test/bench/run.sh --client   # from node-postgres (a Pool of 4):
+#                                     # whole-array saves against the CAS
+#                                     # UPDATE on the lz4 and the pglz raw
+#                                     # tables, appends against the
+#                                     # row-per-message write (about 5
+#                                     # minutes; see test/bench/client.mjs)
 #
 # Runs as root on Debian 12 with PostgreSQL 15, like test/run.sh: installs
 # what is missing (test/setup.sh, then test/bench/packages), builds and
@@ -32,6 +38,9 @@
 # setup.sql and load.sql, method in docs/performance.md):
 #   raw        a hand-written UPDATE ... SET messages = ..., version =
 #              version + 1 WHERE ... AND version = ... on a plain table
+#   raw-lz4    the same UPDATE on a copy of that table whose messages
+#              column is SET COMPRESSION lz4, as chatpersist's columns are
+#              (not in the default list: BENCH_WORKLOADS="raw raw_lz4 ...")
 #   raw-hist   the same, plus archiving the replaced row to a history
 #              table and pruning it (the floor for any save with history)
 #   pl-ff      the save contract in PL/pgSQL (plpgsql_save.sql), current version
@@ -40,7 +49,8 @@
 #   cp-stale   chatpersist.save_conversation, one version behind (merge)
 #   cp-append  chatpersist.append_messages of one message
 # (--cost adds rpm-append, rpm-hist, cp-append-new, rpm-load and cp-load:
-# see test/bench/cost.sh)
+# see test/bench/cost.sh; --client runs cp-ff, raw-lz4, raw, cp-append-new
+# and rpm-append from node instead of pgbench: see test/bench/client.mjs)
 #
 # Output: a table of medians and ratios and the targets on the terminal;
 # in test/bench/out/<date>-<mode>/ (test/bench/out/latest links to the
@@ -49,9 +59,11 @@
 #
 # Settings from the environment, for experiments: BENCH_ROUNDS,
 # BENCH_SECONDS, BENCH_CLIENTS ("1 2 8"), BENCH_SIZES ("10 100 1000 10000"),
-# BENCH_WORKLOADS, BENCH_MEMORY ("10000 200000"); for --cost, BENCH_ROUNDS
+# BENCH_WORKLOADS, BENCH_MEMORY ("10000 200000"; none skips it); for --cost, BENCH_ROUNDS
 # (7), BENCH_SECONDS (3), BENCH_SIZES ("10 1000 10000"), BENCH_WAL_CALLS
-# (200) and BENCH_APPEND_USERS_10 (8000), see cost.sh.
+# (200) and BENCH_APPEND_USERS_10 (8000), see cost.sh; for --client,
+# BENCH_ROUNDS (5), BENCH_SECONDS (2), BENCH_SIZES ("10 1000 10000"),
+# BENCH_WARMUP (1), BENCH_CONNECTIONS (4) and BENCH_APPEND_USERS_10.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.." || exit 1
@@ -65,12 +77,13 @@ for arg in "$@"; do
 		--quick) mode=quick ;;
 		--cost) mode=cost ;;
 		--delta) mode=delta ;;
+		--client) mode=client ;;
 		-h | --help)
 			sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 			exit 0
 			;;
 		*)
-			echo "usage: bash test/bench/run.sh [--quick | --cost | --delta]" >&2
+			echo "usage: bash test/bench/run.sh [--quick | --cost | --delta | --client]" >&2
 			exit 2
 			;;
 	esac
@@ -81,6 +94,10 @@ if [ "$mode" = cost ]; then
 	seconds=${BENCH_SECONDS:-3}
 	clients_list=2
 	warmup=1
+elif [ "$mode" = client ]; then
+	rounds=${BENCH_ROUNDS:-5}
+	seconds=${BENCH_SECONDS:-2}
+	clients_list=${BENCH_CONNECTIONS:-4}
 elif [ "$mode" = quick ]; then
 	rounds=${BENCH_ROUNDS:-3}
 	seconds=${BENCH_SECONDS:-1}
@@ -98,8 +115,15 @@ else
 	memory_steps=${BENCH_MEMORY:-"10000 200000"}
 	warmup=1
 fi
-if [ "$mode" = cost ]; then
+if [ "$mode" = cost ] || [ "$mode" = client ]; then
 	sizes=${BENCH_SIZES:-"10 1000 10000"}
+	# cost.sql's append conversations come in these sizes only
+	for s in $sizes; do
+		case $s in
+			10 | 1000 | 10000) ;;
+			*) echo "bench: --$mode measures sizes 10, 1000 and 10000, not $s" >&2; exit 2 ;;
+		esac
+	done
 else
 	sizes=${BENCH_SIZES:-"10 100 1000 10000"}
 fi
@@ -108,11 +132,12 @@ read -r -a workload_arr <<<"$workloads"
 
 # Conversations per size: many, so that each client has its own (clients
 # never wait for each other's row locks), and a multiple of 8.  The cost
-# mode does not run size 100: few conversations there, to load quickly.
+# and client modes do not run size 100: few conversations there, to load
+# quickly.
 users_for() {
 	case $1 in
 		10) echo 1000 ;;
-		100) if [ "$mode" = cost ]; then echo 8; else echo 1000; fi ;;
+		100) case $mode in cost | client) echo 8 ;; *) echo 1000 ;; esac ;;
 		1000) echo 200 ;;
 		*) echo 40 ;;
 	esac
@@ -157,6 +182,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q >/dev/null
 	apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The client mode runs examples/node's node-postgres (test/setup.sh
+# installs node and npm; npm ci, as test/run.sh does, the packages)
+if [ "$mode" = client ] && [ ! -d examples/node/node_modules/pg ]; then
+	echo "bench: npm ci in examples/node"
+	(cd examples/node && npm ci --no-audit --no-fund --loglevel=error) ||
+		{ echo "bench: npm ci in examples/node failed" >&2; exit 1; }
 fi
 
 cp_pg_env
@@ -209,7 +242,7 @@ users_args=()
 for s in 10 100 1000 10000; do
 	users_args+=(-v "users_$s=$(users_for "$s")")
 done
-if [ "$mode" = cost ]; then
+if [ "$mode" = cost ] || [ "$mode" = client ]; then
 	{
 		psql_q "${users_args[@]}" -f "$bench/setup.sql" -f "$bench/sql_merge.sql" \
 			-f "$bench/plpgsql_save.sql"
@@ -227,6 +260,7 @@ fi
 tables_of() {
 	case $1 in
 		raw) echo "bench.raw_conv" ;;
+		raw_lz4) echo "bench.raw_lz4_conv" ;;
 		raw_hist) echo "bench.rawh_conv bench.rawh_history" ;;
 		pl_*) echo "bench.pl_conv bench.pl_history" ;;
 		rpm_hist) echo "bench.rpm_conv bench.rpm_msg bench.rpm_hist" ;;
@@ -272,9 +306,55 @@ run_pgbench() {
 	echo "$tps"
 }
 
+# Every timed transaction did what it claims: all conversations hold the
+# array their version calls for, no save was unchanged or had a conflict
+# (the conversations 'c<size>': cost.sql's 'a<size>' grow by appends)
+cycle_check() {
+	local check
+	check=$(psql -X -At -F ' ' <<'SQL'
+SELECT (SELECT count(*) FILTER (WHERE c.checksum <> chatpersist.checksum(p.arr))
+		FROM chatpersist.conversations c
+		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4
+		WHERE c.id LIKE 'c%')
+	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
+		FROM bench.raw_conv c
+		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
+	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
+		FROM bench.raw_lz4_conv c
+		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
+	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
+		FROM bench.rawh_conv c
+		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
+	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
+		FROM bench.pl_conv c
+		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4),
+	(SELECT string_agg(name || '=' || value, ' ' ORDER BY name) FROM chatpersist.stats()
+	 WHERE name IN ('saves_updated', 'saves_merged', 'saves_unchanged', 'conflicts', 'appends'))
+SQL
+)
+	echo "check: conversations off their cycle: ${check%% *}; stats: ${check#* }" | tee -a "$out/env.txt"
+	if [ "${check%% *}" != 0 ] || ! grep -q "conflicts=0 .*saves_unchanged=0" <<<"$check"; then
+		echo "bench: the workloads did not do what they should (see above)" >&2
+		exit 1
+	fi
+}
+
 if [ "$mode" = cost ]; then
 	# shellcheck source=test/bench/cost.sh
 	. "$bench/cost.sh"
+	exit 0
+fi
+
+if [ "$mode" = client ]; then
+	if ! BENCH_OUT=$out BENCH_ROUNDS=$rounds BENCH_SECONDS=$seconds BENCH_SIZES=$sizes \
+		BENCH_CONNECTIONS=$clients_list node "$bench/client.mjs" | tee -a "$log"; then
+		echo "bench: client.mjs failed (see above)" >&2
+		exit 1
+	fi
+	cycle_check
+	elapsed=$(($(date +%s) - started))
+	echo "elapsed: $((elapsed / 60)) min $((elapsed % 60)) s" | tee -a "$out/env.txt"
+	echo "output: $out"
 	exit 0
 fi
 
@@ -303,30 +383,7 @@ for s in $sizes; do
 	done
 done
 
-# Every timed transaction did what it claims: all conversations hold the
-# array their version calls for, no save was unchanged or had a conflict
-check=$(psql -X -At -F ' ' <<'SQL'
-SELECT (SELECT count(*) FILTER (WHERE c.checksum <> chatpersist.checksum(p.arr))
-		FROM chatpersist.conversations c
-		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
-	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
-		FROM bench.raw_conv c
-		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
-	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
-		FROM bench.rawh_conv c
-		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4)
-	 + (SELECT count(*) FILTER (WHERE c.messages <> p.arr)
-		FROM bench.pl_conv c
-		JOIN bench.payload p ON p.size = substr(c.id, 2)::int AND p.k = c.version % 4),
-	(SELECT string_agg(name || '=' || value, ' ' ORDER BY name) FROM chatpersist.stats()
-	 WHERE name IN ('saves_updated', 'saves_merged', 'saves_unchanged', 'conflicts', 'appends'))
-SQL
-)
-echo "check: conversations off their cycle: ${check%% *}; stats: ${check#* }" | tee -a "$out/env.txt"
-if [ "${check%% *}" != 0 ] || ! grep -q "conflicts=0 .*saves_unchanged=0" <<<"$check"; then
-	echo "bench: the workloads did not do what they should (see above)" >&2
-	exit 1
-fi
+cycle_check
 
 echo "== microbenchmarks ($micro_rounds rounds, medians)"
 printf 'name\tsize\tround\tus_per_call\n' >"$out/micro.tsv"
@@ -347,21 +404,26 @@ for ((r = 1; r <= micro_rounds; r++)); do
 	echo "round $r"
 done
 
-echo "== memory (one session: ${memory_steps// / then } saves)"
-psql_q -c "VACUUM" -c "CHECKPOINT" >>"$log"
-mem_script="SELECT 0 AS saves, * FROM bench.backend_memory();"
-prev=0
-for n in $memory_steps; do
-	mem_script="$mem_script
-CALL bench.save_loop($((prev + 1)), $n);
-SELECT $n AS saves, * FROM bench.backend_memory();"
-	prev=$n
-done
-{
-	printf 'saves\tvm_rss_kb\trss_anon_kb\trss_file_kb\trss_shmem_kb\tcontexts_kb\n'
-	psql_q -At -F $'\t' <<<"$mem_script"
-} >"$out/memory.tsv"
-awk -F'\t' '{ printf "%-8s %10s %12s %12s %13s %12s\n", $1, $2, $3, $4, $5, $6 }' "$out/memory.tsv"
+if [ "$memory_steps" = none ]; then
+	echo "== memory: skipped (BENCH_MEMORY=none)"
+	printf 'saves\tvm_rss_kb\trss_anon_kb\trss_file_kb\trss_shmem_kb\tcontexts_kb\n' >"$out/memory.tsv"
+else
+	echo "== memory (one session: ${memory_steps// / then } saves)"
+	psql_q -c "VACUUM" -c "CHECKPOINT" >>"$log"
+	mem_script="SELECT 0 AS saves, * FROM bench.backend_memory();"
+	prev=0
+	for n in $memory_steps; do
+		mem_script="$mem_script
+	CALL bench.save_loop($((prev + 1)), $n);
+	SELECT $n AS saves, * FROM bench.backend_memory();"
+		prev=$n
+	done
+	{
+		printf 'saves\tvm_rss_kb\trss_anon_kb\trss_file_kb\trss_shmem_kb\tcontexts_kb\n'
+		psql_q -At -F $'\t' <<<"$mem_script"
+	} >"$out/memory.tsv"
+	awk -F'\t' '{ printf "%-8s %10s %12s %12s %13s %12s\n", $1, $2, $3, $4, $5, $6 }' "$out/memory.tsv"
+fi
 
 echo "== report"
 bash "$bench/report.sh" "$out" "$mode"

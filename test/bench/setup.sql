@@ -120,6 +120,18 @@ CREATE TABLE bench.raw_conv (
 	PRIMARY KEY (user_id, id)
 );
 
+-- The same floor with lz4 TOAST compression, the compression chatpersist's
+-- own columns use (workloads/raw_lz4.sql): the raw UPDATE against
+-- chatpersist with the compressor taken out of the comparison
+CREATE TABLE bench.raw_lz4_conv (
+	user_id		uuid NOT NULL,
+	id			text NOT NULL,
+	messages	jsonb NOT NULL,
+	version		bigint NOT NULL,
+	PRIMARY KEY (user_id, id)
+);
+ALTER TABLE bench.raw_lz4_conv ALTER COLUMN messages SET COMPRESSION lz4;
+
 ANALYZE bench.payload, bench.append_payload, bench.sizes;
 
 -- The floor for a save that keeps history: the raw UPDATE plus what the
