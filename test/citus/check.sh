@@ -10,8 +10,10 @@
 # (port 55601) and two workers (55602, 55603) with
 # shared_preload_libraries = 'citus,chatpersist', and a plain server
 # (55604) with 'chatpersist' only; all trust loopback connections and are
-# stopped on exit, also on failure.  Distributes the five tables and the
-# nine functions that take p_user_id, then checks: shard placement on both
+# stopped on exit, also on failure.  Sets the cluster up by running the
+# setup block of docs/citus.md (its addresses replaced by these ports),
+# which distributes the five tables and the ten functions that take
+# p_user_id, then checks: shard placement on both
 # workers, delegation of the calls, the same call sequence
 # (test/citus/calls.sql) for several users with output equal to the plain
 # server's (statuses, versions, arrays, checksums, history), eight
@@ -117,22 +119,40 @@ echo "cluster: coordinator $COORD, workers $W1 $W2, plain $PLAIN ($(q $COORD 'SH
 # ------------------------------------------------------------------ set-up
 # Each step as a user would type it; a failure stops the check.
 
+# The set-up is docs/citus.md's own block (marker "<!-- test/citus/check.sh:
+# setup -->"), run as it stands but for the three node addresses, so the doc
+# and this check cannot drift.  The block assumes CREATE EXTENSION citus on
+# every node (its first line says so); that is done here.
+DOC=$HERE/../../docs/citus.md
+setup=$(awk -v m="<!-- test/citus/check.sh: setup -->" '
+	$0 == m { found = 1; next }
+	found && /^```/ { if (inside) exit; inside = 1; next }
+	found && inside { print }
+	found && !inside && !/^```/ { exit }' "$DOC")
+[ -n "$setup" ] || die "no block \"setup\" in $DOC"
+# the doc's example addresses -> this cluster's nodes; nothing else changes
+setup_local=$(sed -e "s/'10\.0\.0\.1', 5432/'127.0.0.1', $COORD/" \
+	-e "s/'10\.0\.0\.2', 5432/'127.0.0.1', $W1/" \
+	-e "s/'10\.0\.0\.3', 5432/'127.0.0.1', $W2/" <<<"$setup")
+[ "$(grep -c "'127\.0\.0\.1', 556" <<<"$setup_local")" -eq 3 ] && ! grep -q '10\.0\.0\.' <<<"$setup_local" ||
+	die "docs/citus.md's setup block: expected one coordinator and two workers at 10.0.0.1-3:5432"
+diff <(echo "$setup") <(echo "$setup_local") | grep '^>' | sed 's/^> /     substituted: /'
+printf '%s\n' "$setup_local" >"$BASE/out/setup.sql"
+
 for p in $COORD $W1 $W2; do
 	q $p "CREATE EXTENSION citus" >/dev/null || die "CREATE EXTENSION citus on $p"
 done
-q $COORD "SELECT citus_set_coordinator_host('127.0.0.1', $COORD)" >/dev/null || die "citus_set_coordinator_host"
-q $COORD "SELECT citus_add_node('127.0.0.1', $W1)" >/dev/null || die "citus_add_node $W1"
-q $COORD "SELECT citus_add_node('127.0.0.1', $W2)" >/dev/null || die "citus_add_node $W2"
-# the triggers need it on every node (a shard's trigger fires on the worker)
-q $COORD "ALTER SYSTEM SET citus.enable_unsafe_triggers = on" >/dev/null || die "ALTER SYSTEM on the coordinator"
-q $COORD "SELECT pg_reload_conf()" >/dev/null
-q $COORD "SELECT run_command_on_workers('ALTER SYSTEM SET citus.enable_unsafe_triggers = on')" \
-	| grep -v 't,"ALTER SYSTEM"' && die "ALTER SYSTEM on the workers"
-q $COORD "SELECT run_command_on_workers('SELECT pg_reload_conf()')" >/dev/null
+psql -X -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $COORD -U postgres -d postgres \
+	-f "$BASE/out/setup.sql" >"$BASE/out/setup.out" 2>&1 ||
+	die "docs/citus.md's setup block failed on the coordinator: $(grep -m3 -i 'error' "$BASE/out/setup.out" | tr '\n' ' ')"
 citus_version=$(q $COORD "SELECT citus_version()")
 echo "citus: $citus_version"
+ok "docs/citus.md's setup block ran on the coordinator ($(grep -c . <<<"$setup_local") lines, $BASE/out/setup.sql)"
 
-q $COORD "CREATE EXTENSION chatpersist" >/dev/null || die "CREATE EXTENSION chatpersist on the coordinator"
+# run_command_on_workers reports a worker's failure as a row, not an error
+r=$(q $COORD "SELECT string_agg(nodeport || ':' || success || ':' || result, ' ' ORDER BY nodeport)
+	FROM run_command_on_workers('SHOW citus.enable_unsafe_triggers')")
+[ "$r" = "$W1:true:on $W2:true:on" ] || die "citus.enable_unsafe_triggers on the workers: $r"
 q $PLAIN "CREATE EXTENSION chatpersist" >/dev/null || die "CREATE EXTENSION chatpersist on the plain server"
 for p in $W1 $W2; do
 	v=$(q $p "SELECT extversion FROM pg_extension WHERE extname = 'chatpersist'")
@@ -140,26 +160,20 @@ for p in $W1 $W2; do
 done
 ok "CREATE EXTENSION chatpersist on the coordinator propagated 2.0 to both workers"
 
-q $COORD "
-SET citus.enable_unsafe_triggers = on;
-SELECT create_distributed_table('chatpersist.conversations', 'user_id');
-SELECT create_distributed_table(t, 'user_id', colocate_with := 'chatpersist.conversations')
-FROM unnest(ARRAY['chatpersist.history', 'chatpersist.version_floors',
-                  'chatpersist.messages', 'chatpersist.history_messages']) t;
-" >/dev/null || die "create_distributed_table"
-
-# the functions that take p_user_id, as the catalog lists them (not migrate_user)
-FUNCS=$(q $COORD "
-SELECT p.oid::regprocedure FROM pg_proc p
+# the functions that take p_user_id, as the catalog lists them (not
+# migrate_user): the doc's list must distribute every one of them
+NFUNCS=$(q $COORD "
+SELECT count(*) FROM pg_proc p
+WHERE p.pronamespace = 'chatpersist'::regnamespace AND p.proargnames[1] = 'p_user_id'")
+r=$(q $COORD "
+SELECT string_agg(p.oid::regprocedure::text, ' ' ORDER BY p.oid::regprocedure::text)
+FROM pg_proc p
 WHERE p.pronamespace = 'chatpersist'::regnamespace AND p.proargnames[1] = 'p_user_id'
-ORDER BY 1::text")
-[ "$(echo "$FUNCS" | wc -l)" -eq 9 ] || die "expected 9 functions with p_user_id, got: $FUNCS"
-for f in $FUNCS; do
-	q $COORD "SELECT create_distributed_function('$f', distribution_arg_name := 'p_user_id',
-	          colocate_with := 'chatpersist.conversations')" >/dev/null ||
-		die "create_distributed_function $f"
-done
-ok "distributed the 5 tables and the 9 functions"
+  AND NOT EXISTS (SELECT FROM pg_dist_object o
+                  WHERE o.classid = 'pg_proc'::regclass AND o.objid = p.oid
+                    AND o.distribution_argument_index IS NOT NULL)")
+[ -z "$r" ] || die "docs/citus.md's setup leaves functions with p_user_id undistributed: $r"
+ok "distributed the 5 tables and the $NFUNCS functions (the doc's lists)"
 
 # ------------------------------------------------------------------ checks
 
@@ -176,8 +190,8 @@ SELECT count(*), bool_and(distribution_argument_index = 0),
        bool_and(colocationid = (SELECT colocationid FROM pg_dist_partition
                                 WHERE logicalrelid = 'chatpersist.conversations'::regclass))
 FROM pg_dist_object WHERE classid = 'pg_proc'::regclass AND distribution_argument_index IS NOT NULL")
-[ "$r" = "9|t|t" ] && ok "functions: 9 distributed by p_user_id, colocated" ||
-	fail "functions: pg_dist_object says $r, want 9|t|t"
+[ "$r" = "$NFUNCS|t|t" ] && ok "functions: $NFUNCS distributed by p_user_id, colocated" ||
+	fail "functions: pg_dist_object says $r, want $NFUNCS|t|t"
 
 # placement: the users' shards on both workers
 ulist=$(echo $USERS | sed "s/\([^ ]*\)/'\1'/g; s/ /,/g")
