@@ -167,3 +167,44 @@ SELECT version, messages, checksum, message_count, replaced_by, discarded
 FROM chatpersist.conversation_history(:'u', 'txn');
 SELECT messages, version, checksum, CASE WHEN chatpersist.checksum(messages) = checksum THEN 'checksum ok' ELSE 'checksum BAD' END
 FROM chatpersist.load_conversation(:'u', 'txn');
+
+\echo == messages_since: a few writes, then what a device at each version gets
+SELECT * FROM chatpersist.save_conversation(:'u', 'sync', 'Sync',
+  '[{"id":"s1","content":"one"},{"id":"s2","content":"two"}]');
+SELECT * FROM chatpersist.append_messages(:'u', 'sync', '[{"id":"s3","content":"three"}]',
+  p_expected_version := 1);
+-- an edit, a removal, a tombstone and an insertion at the front, in one save
+SELECT * FROM chatpersist.save_conversation(:'u', 'sync', 'Sync',
+  '[{"id":"s0","content":"zero"},{"id":"s1","content":"one, edited"},{"id":"s3","content":"three","deleted":true}]',
+  p_expected_version := 2);
+-- a stale save that merges
+SELECT * FROM chatpersist.save_conversation(:'u', 'sync', 'Sync',
+  '[{"id":"s1","content":"one"},{"id":"s2","content":"two"},{"id":"s4","content":"four"}]',
+  p_expected_version := 1);
+-- direct SQL: a row deleted, a row moved to the front
+DELETE FROM chatpersist.messages WHERE user_id = :'u' AND conversation_id = 'sync' AND id = 's0';
+UPDATE chatpersist.messages SET pos = -1 WHERE user_id = :'u' AND conversation_id = 'sync' AND id = 's4';
+-- each call alone (pushed down on Citus): a full reload (0, NULL, ahead of
+-- the conversation), deltas from 1, 2, 3, 4, and none from the current version
+SELECT conversation_id, version, checksum, title, metadata, message_count, deleted, full_reload, changes
+FROM chatpersist.messages_since(:'u', 'sync', 0);
+SELECT conversation_id, version, full_reload, changes FROM chatpersist.messages_since(:'u', 'sync', NULL);
+SELECT conversation_id, version, checksum, message_count, full_reload, changes
+FROM chatpersist.messages_since(:'u', 'sync', 1);
+SELECT conversation_id, version, checksum, message_count, full_reload, changes
+FROM chatpersist.messages_since(:'u', 'sync', 2);
+SELECT conversation_id, version, full_reload, changes FROM chatpersist.messages_since(:'u', 'sync', 3);
+SELECT conversation_id, version, full_reload, changes FROM chatpersist.messages_since(:'u', 'sync', 4);
+SELECT conversation_id, version, full_reload, changes FROM chatpersist.messages_since(:'u', 'sync', 6);
+SELECT conversation_id, version, full_reload, changes FROM chatpersist.messages_since(:'u', 'sync', 99);
+-- the other conversations, from every version (in a join: not pushed
+-- down, so on Citus the function runs on the coordinator)
+SELECT c, v, d.version, d.checksum, d.message_count, d.deleted, d.full_reload, d.changes
+FROM unnest(ARRAY['trip', 'notes', 'txn', 'imp']) c, generate_series(0, 20) v,
+     LATERAL chatpersist.messages_since(:'u', c, v) d
+ORDER BY c, v;
+-- a deleted conversation, and one that does not exist
+SELECT * FROM chatpersist.delete_conversation(:'u', 'sync');
+SELECT conversation_id, version, deleted, message_count, full_reload, changes
+FROM chatpersist.messages_since(:'u', 'sync', 5);
+SELECT count(*) FROM chatpersist.messages_since(:'u', 'nope', 1);

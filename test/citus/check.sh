@@ -16,7 +16,8 @@
 # p_user_id, then checks: shard placement on both
 # workers, delegation of the calls, the same call sequence
 # (test/citus/calls.sql) for several users with output equal to the plain
-# server's (statuses, versions, arrays, checksums, history), eight
+# server's (statuses, versions, arrays, checksums, history, the deltas of
+# messages_since), eight
 # concurrent stale saves, and that the rows live in the workers' shards.
 # Prints "ok"/"FAIL" per check and exits non-zero when one failed.
 # CITUS_CHECK_KEEP=1 leaves the servers running afterwards (to look around;
@@ -218,6 +219,7 @@ for call in \
 	"SELECT * FROM chatpersist.load_conversations('$u')" \
 	"SELECT * FROM chatpersist.changes_since('$u', 0)" \
 	"SELECT * FROM chatpersist.conversation_history('$u', 'probe')" \
+	"SELECT * FROM chatpersist.messages_since('$u', 'probe', 1)" \
 	"SELECT * FROM chatpersist.restore_version('$u', 'probe', 1)" \
 	"SELECT chatpersist.import_app_state('$u', '[{\"id\":\"probe2\",\"messages\":[]}]')" \
 	"SELECT * FROM chatpersist.delete_conversation('$u', 'probe')"; do
