@@ -63,21 +63,9 @@ finish()
 }
 trap finish EXIT
 
-# check NAME COMMAND... (test/check.sh)
+# check NAME COMMAND... and eq NAME GOT WANT (test/check.sh)
 . test/check.sh
 
-# eq NAME GOT WANT: check that two strings are equal, printing both if not
-eq()
-{
-	local name=$1 got=$2 want=$3
-	if [ "$got" = "$want" ]; then
-		check "$name" true
-	else
-		echo "      got:  $got"
-		echo "      want: $want"
-		check "$name" false
-	fi
-}
 
 bail()
 {
