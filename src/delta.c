@@ -124,6 +124,9 @@
 	"AND NOT removed " \
 	"ORDER BY pos"
 
+/* the statements' parameters: the key ($1, $2) and the version ($3) */
+static Oid	delta_types[3] = {UUIDOID, TEXTOID, INT8OID};
+
 static SPIPlanPtr head_plan = NULL;
 static SPIPlanPtr covered_plan = NULL;
 static SPIPlanPtr delta_plan = NULL;
@@ -147,7 +150,6 @@ Datum
 chatpersist_messages_since(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			types[3] = {UUIDOID, TEXTOID, INT8OID};
 	Datum		args[3];
 	int64		since = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
 	Datum		values[CP_DELTA_NCOLUMNS];
@@ -177,7 +179,7 @@ chatpersist_messages_since(PG_FUNCTION_ARGS)
 
 	/* the head, with the caller's rights */
 	if (head_plan == NULL)
-		head_plan = CpPrepareKept(CP_DELTA_HEAD_SQL, 2, types);
+		head_plan = CpPrepareKept(CP_DELTA_HEAD_SQL, 2, delta_types);
 	if (SPI_execute_plan(head_plan, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "chatpersist: reading the conversation failed");
 	if (SPI_processed == 0)
@@ -193,7 +195,7 @@ chatpersist_messages_since(PG_FUNCTION_ARGS)
 	if (!full && since < current)
 	{
 		if (covered_plan == NULL)
-			covered_plan = CpPrepareKept(CP_DELTA_COVERED_SQL, 3, types);
+			covered_plan = CpPrepareKept(CP_DELTA_COVERED_SQL, 3, delta_types);
 		if (SPI_execute_plan(covered_plan, args, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "chatpersist: reading history failed");
 		full = SPI_processed == 0;
@@ -211,19 +213,18 @@ chatpersist_messages_since(PG_FUNCTION_ARGS)
 
 /*
  * The changes array: the entries of a delta from version since to version
- * current, or of a full reload.  Runs as the tables' owner, inside the caller's SPI
- * connection; the result lives in the SPI procedure's memory.
+ * current, or of a full reload.  Runs as the tables' owner, inside the
+ * caller's SPI connection; the result lives in the SPI procedure's memory.
  */
 static Datum
 changes_since_version(Datum *args, int64 since, int64 current, bool full)
 {
-	Oid			types[3] = {UUIDOID, TEXTOID, INT8OID};
 	SPIPlanPtr	plan;
 
 	if (full)
 	{
 		if (all_plan == NULL)
-			all_plan = CpPrepareKept(CP_DELTA_ALL_SQL, 2, types);
+			all_plan = CpPrepareKept(CP_DELTA_ALL_SQL, 2, delta_types);
 		plan = all_plan;
 	}
 	else
@@ -232,7 +233,7 @@ changes_since_version(Datum *args, int64 since, int64 current, bool full)
 		if (since == current)
 			return JsonbPGetDatum(CpArrayFromRows(NULL, 0, 0, 1));
 		if (delta_plan == NULL)
-			delta_plan = CpPrepareKept(CP_DELTA_SQL, 3, types);
+			delta_plan = CpPrepareKept(CP_DELTA_SQL, 3, delta_types);
 		plan = delta_plan;
 	}
 	if (SPI_execute_plan(plan, args, NULL, true, 0) != SPI_OK_SELECT)

@@ -67,6 +67,7 @@ finish()
 }
 trap finish EXIT
 
+cd "$(dirname "$0")/.." || exit 1	# sql/include/apply_delta.sql
 tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/delta_props.XXXXXX") || exit 1
 echo "delta_props: seed $seed, $steps calls"
 
@@ -95,39 +96,8 @@ BEGIN
 END
 $$;
 
--- The client's algorithm (docs/sync.md): drop every id the changes name,
--- then insert each entry's message after its "after" (NULL: first)
-CREATE FUNCTION pg_temp.apply(arr jsonb, changes jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-	named text[];
-	msgs jsonb[];
-	ids text[];
-	e jsonb;
-	at int;
-BEGIN
-	SELECT coalesce(array_agg(x->>'id'), '{}') INTO named
-	  FROM jsonb_array_elements(changes) x;
-	SELECT coalesce(array_agg(m ORDER BY o), '{}'), coalesce(array_agg(m->>'id' ORDER BY o), '{}')
-	  INTO msgs, ids
-	  FROM jsonb_array_elements(arr) WITH ORDINALITY t (m, o)
-	 WHERE NOT (m->>'id' = ANY (named));
-	FOR e IN SELECT x FROM jsonb_array_elements(changes) WITH ORDINALITY t (x, o)
-			  WHERE x ? 'message' ORDER BY o LOOP
-		IF jsonb_typeof(e->'after') = 'null' THEN
-			at := 0;
-		ELSE
-			at := array_position(ids, e->>'after');
-			IF at IS NULL THEN
-				RAISE EXCEPTION 'entry % follows % which the array does not have', e->>'id', e->>'after';
-			END IF;
-		END IF;
-		msgs := msgs[1:at] || (e->'message') || msgs[at + 1:];
-		ids := ids[1:at] || (e->>'id') || ids[at + 1:];
-	END LOOP;
-	RETURN to_jsonb(msgs);
-END
-$$;
+-- The client's algorithm (docs/sync.md): pg_temp.apply_delta
+\i sql/include/apply_delta.sql
 
 -- the current array, from the rows
 CREATE FUNCTION pg_temp.cur(u uuid, c text) RETURNS jsonb
@@ -165,11 +135,7 @@ BEGIN
 	FOR h IN SELECT version, messages FROM chatpersist.conversation_history(u, c)
 			 UNION ALL SELECT head.version, cur LOOP
 		SELECT * INTO d FROM chatpersist.messages_since(u, c, h.version);
-		BEGIN
-			applied := pg_temp.apply(h.messages, d.changes);
-		EXCEPTION WHEN raise_exception THEN
-			applied := NULL;
-		END;
+		applied := pg_temp.apply_delta(h.messages, d.changes);
 		PERFORM pg_temp.check(d.full_reload = false AND d.version = head.version
 							  AND d.checksum = head.checksum
 							  AND applied = cur AND chatpersist.checksum(applied) = d.checksum,
@@ -182,7 +148,7 @@ BEGIN
 	FOR h IN SELECT 0::bigint AS v UNION ALL SELECT head.version + 1
 			 UNION ALL SELECT coalesce(minv, head.version) - 1 WHERE coalesce(minv, head.version) > 1 LOOP
 		SELECT * INTO d FROM chatpersist.messages_since(u, c, h.v);
-		PERFORM pg_temp.check(d.full_reload AND pg_temp.apply('[]', d.changes) = cur,
+		PERFORM pg_temp.check(d.full_reload AND pg_temp.apply_delta('[]', d.changes) = cur,
 							  format('%s: from v%s (not covered): full %s, changes %s', tag, h.v,
 									 d.full_reload, d.changes));
 	END LOOP;

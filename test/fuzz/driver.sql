@@ -270,37 +270,11 @@ $$;
  * deleted, full and changes) for the conversation (ku, kt) and the
  * version v: no row when the caller cannot see it; else the head as it
  * is, a delta exactly when v is the current version or one history holds,
- * and the changes applied (the client's algorithm of docs/sync.md) to the
- * array of version v, or to [] for a full reload, give the rows' array.
+ * and the changes applied (the client's algorithm of docs/sync.md,
+ * pg_temp.apply_delta of sql/include/apply_delta.sql, which fuzz.py runs
+ * first) to the array of version v, or to [] for a full reload, give the
+ * rows' array.
  */
-CREATE FUNCTION fuzz.apply_delta(arr jsonb, changes jsonb)
-RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-	named text[];
-	msgs jsonb[];
-	ids text[];
-	e jsonb;
-	at int;
-BEGIN
-	SELECT coalesce(array_agg(x ->> 'id'), '{}') INTO named FROM jsonb_array_elements(changes) x;
-	SELECT coalesce(array_agg(m ORDER BY o), '{}'), coalesce(array_agg(m ->> 'id' ORDER BY o), '{}')
-	  INTO msgs, ids
-	  FROM jsonb_array_elements(arr) WITH ORDINALITY t (m, o)
-	 WHERE NOT (m ->> 'id' = ANY (named));
-	FOR e IN SELECT x FROM jsonb_array_elements(changes) WITH ORDINALITY t (x, o)
-			  WHERE x ? 'message' ORDER BY o LOOP
-		at := CASE WHEN jsonb_typeof(e -> 'after') = 'null' THEN 0
-				   ELSE array_position(ids, e ->> 'after') END;
-		IF at IS NULL THEN
-			RETURN NULL;		/* follows a message the array does not have */
-		END IF;
-		msgs := msgs[1:at] || (e -> 'message') || msgs[at + 1:];
-		ids := ids[1:at] || (e ->> 'id') || ids[at + 1:];
-	END LOOP;
-	RETURN to_jsonb(msgs);
-END
-$$;
-
 CREATE FUNCTION fuzz.delta_failures(res jsonb, visible boolean, ku uuid, kt text, v bigint)
 RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
@@ -345,7 +319,7 @@ BEGIN
 		RETURN ARRAY[format('messages_since from v%s (current %s, history holds it: %s): full_reload %s',
 							v, head.version, covered, d ->> 'full')];
 	END IF;
-	IF fuzz.apply_delta(base, d -> 'changes') IS DISTINCT FROM cur THEN
+	IF pg_temp.apply_delta(base, d -> 'changes') IS DISTINCT FROM cur THEN
 		RETURN ARRAY[format('messages_since from v%s: the changes %s applied to %s do not give %s',
 							v, left((d -> 'changes')::text, 200), left(base::text, 200), left(cur::text, 200))];
 	END IF;

@@ -2079,6 +2079,9 @@ class Runner:
         self.log_offset = os.path.getsize(log) if log and os.path.exists(log) else 0
         self.conn = self.connect()
         cur = self.conn.cursor()
+        # the delta oracle's client algorithm, shared with test/delta_props.sh
+        with open(os.path.join(HERE, "..", "..", "sql", "include", "apply_delta.sql")) as f:
+            cur.execute(f.read())
         with open(os.path.join(HERE, "driver.sql")) as f:
             cur.execute(f.read())
         cur.execute("SELECT pg_backend_pid(), pg_postmaster_start_time()")
